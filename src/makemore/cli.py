@@ -1,0 +1,247 @@
+"""The command line: makemore train | eval | sample."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from makemore.errors import UserError
+
+# flag -> model config field; a flag is accepted only by the models whose config has the field
+MODEL_FLAGS = {"context": "block_size", "n_embd": "n_embd", "n_hidden": "n_hidden", "smoothing": "smoothing"}
+SPLITS = ("train", "val", "test")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    def error(self, message):
+        # one line, no usage block
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def non_negative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}")
+    return value
+
+
+def build_parser() -> ArgumentParser:
+    from makemore.models import MODELS
+    from makemore.train import OPTIMIZERS, SCHEDULES, TrainConfig
+
+    defaults = TrainConfig()
+    parser = ArgumentParser(prog="makemore", description="Train character-level models on a list of words; generate more like them.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
+
+    p = sub.add_parser("train", help="train a model; writes a run folder")
+    p.add_argument("data", help="a registered data set (names) or a UTF-8 text file with one item per line")
+    p.add_argument("--model", default="hierarchical", help=f"one of: {', '.join(MODELS)} (default: hierarchical)")
+    p.add_argument("--context", type=positive_int, help="characters of context (block_size)")
+    p.add_argument("--n-embd", type=positive_int, help="embedding size")
+    p.add_argument("--n-hidden", type=positive_int, help="hidden size")
+    p.add_argument("--smoothing", type=non_negative_float, help="bigram: add-k smoothing")
+    p.add_argument("--steps", type=positive_int, default=defaults.steps)
+    p.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer)
+    p.add_argument("--lr", type=positive_float, default=defaults.lr)
+    p.add_argument("--schedule", choices=SCHEDULES, default=defaults.schedule)
+    p.add_argument("--weight-decay", type=non_negative_float, default=defaults.weight_decay)
+    p.add_argument("--seed", type=non_negative_int, default=defaults.seed)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=defaults.device)
+    p.add_argument("--eval-every", type=positive_int, default=defaults.eval_every, help="steps between whole-split evaluations")
+    p.add_argument("--out", type=Path, help="run folder (default: runs/<data>, numbered if taken)")
+    p.add_argument("--samples", type=non_negative_int, default=10, help="names to print at the end")
+
+    p = sub.add_parser("eval", help="loss of a trained run on whole splits")
+    p.add_argument("run", type=Path)
+    p.add_argument("--split", nargs="+", choices=SPLITS, default=["train", "val"])
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
+
+    p = sub.add_parser("sample", help="generate names from a trained run")
+    p.add_argument("run", type=Path)
+    p.add_argument("-n", "--num", type=positive_int, default=20, help="how many names")
+    p.add_argument("--temperature", type=positive_float, default=1.0)
+    p.add_argument("--top-k", type=positive_int, help="sample among the k likeliest characters (clamped to the vocabulary)")
+    p.add_argument("--prefix", default="", help="every name starts with this")
+    p.add_argument("--seed", type=non_negative_int, default=None, help="for repeatable output")
+    p.add_argument("--novel-only", action="store_true", help="leave out names that are in the training data")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
+    return parser
+
+
+# ----------------------------------------------------------------------------- train
+
+
+def default_run_folder(data: str) -> Path:
+    stem = Path(data).stem or "run"
+    folder, k = Path("runs") / stem, 1
+    while folder.exists():
+        k += 1
+        folder = Path("runs") / f"{stem}-{k}"
+    return folder
+
+
+def cmd_train(args) -> int:
+    from makemore import models
+    from makemore.data import Corpus
+    from makemore.sample import default_max_len
+    from makemore.train import CHECKPOINT, RunWriter, TrainConfig, make_trainer, progress_bar
+
+    config_fields = models.config_fields(args.model)  # unknown model names fail here, before any work
+    options = {}
+    for flag, key in MODEL_FLAGS.items():
+        value = getattr(args, flag)
+        if value is None:
+            continue
+        if key not in config_fields:
+            raise UserError(f"--{flag.replace('_', '-')}: model {args.model!r} has no such option")
+        options[key] = value
+    train_cfg = TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        schedule=args.schedule,
+        weight_decay=args.weight_decay,
+        seed=args.seed,
+        device=args.device,
+        eval_every=args.eval_every,
+    )
+    out = args.out or default_run_folder(args.data)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a folder")
+    if (out / CHECKPOINT).exists():
+        raise UserError(f"--out {out}: already holds a run; choose another folder (nothing was overwritten)")
+
+    corpus = Corpus.load(args.data)
+    trainer = make_trainer(corpus, args.model, options, train_cfg)
+    model = trainer.model
+    print(f"{corpus.source}: {len(corpus.items):,} items, vocabulary of {corpus.vocab.size}; "
+          f"{len(trainer.Xtr):,} train / {len(trainer.Xval):,} val examples")
+    print(f"model {args.model}: {models.num_params(model):,} parameters; {train_cfg.steps:,} steps on "
+          f"{trainer.device}; run folder {out}")
+
+    writer = RunWriter(out, args.data, args.model, corpus)
+    writer.start(trainer)
+    trainer.add_callback(writer)
+    with progress_bar(trainer) as bar:
+        trainer.add_callback(bar)
+        try:
+            result = trainer.run()
+        except KeyboardInterrupt:
+            bar.close()
+            saved = writer.saved_step
+            where = f"the checkpoint in {out} is from step {saved}" if saved is not None else "no checkpoint was written"
+            print(f"interrupted at step {trainer.step}; {where}", file=sys.stderr)
+            return 130
+    print(f"train {result['train_loss']:.4f}")
+    print(f"val {result['val_loss']:.4f}")
+    if args.samples:
+        print_samples(model, corpus.vocab, set(corpus.items), args.samples, seed=train_cfg.seed,
+                      max_len=default_max_len(corpus.items))
+    print(f"saved {out}/ (model.pt, config.json, metrics.jsonl, loss.png)")
+    return 0
+
+
+# ----------------------------------------------------------------------------- eval and sample
+
+
+def cmd_eval(args) -> int:
+    from makemore.train import evaluate, load_run
+
+    run = load_run(args.run, device=args.device)
+    device = next(run.model.parameters(), next(run.model.buffers())).device
+    for split in args.split:
+        X, Y = run.windows(split)
+        print(f"{split} {evaluate(run.model, X.to(device), Y.to(device)):.4f}")
+    return 0
+
+
+def print_samples(model, vocab, known, n, *, seed=None, max_len, novel_only=False, **options):
+    import torch
+
+    from makemore.sample import generate, novelty
+
+    device = next(model.parameters(), next(model.buffers())).device
+    generator = torch.Generator(device=device)
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(seed)
+    shown, drawn = [], []
+    for _ in range(100):  # --novel-only may need several rounds; this bounds a model that only copies
+        batch = generate(model, vocab, n, max_len=max_len, generator=generator, **options)
+        drawn += batch
+        shown += [s for s in batch if not (novel_only and s in known)]
+        if len(shown) >= n:
+            break
+    for name in shown[:n]:
+        print(f"{name} *" if name in known else name)
+    rate = novelty(drawn, known)
+    print(f"novelty {100 * rate:.1f}% ({sum(s not in known for s in drawn)} of {len(drawn)} samples are not in the "
+          f"training data{'; * marks those that are' if not novel_only else ''})")
+
+
+def cmd_sample(args) -> int:
+    from makemore.sample import default_max_len
+    from makemore.train import load_run
+
+    run = load_run(args.run, device=args.device)
+    print_samples(run.model, run.vocab, set(run.items), args.num, seed=args.seed, novel_only=args.novel_only,
+                  max_len=default_max_len(run.items, args.prefix),
+                  temperature=args.temperature, top_k=args.top_k, prefix=args.prefix)
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample}
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except UserError as e:
+        print(f"makemore {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

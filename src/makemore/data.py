@@ -1,0 +1,228 @@
+"""Reading word lists, the vocabulary, the lecture's split, training windows, and registered data sets."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from makemore.errors import UserError
+
+BOUNDARY = 0  # the start/end token; every character of the data gets an index >= 1
+IGNORE = -1  # the target at padding positions of a sequence: no loss there (cross_entropy's ignore_index)
+SPLIT_FRACTIONS = (0.8, 0.9)  # train = [:80%], val = [80%:90%], test = [90%:]
+SPLIT_SEED = 42
+
+
+# ----------------------------------------------------------------------------- reading lists
+
+
+def read_items(path: str | os.PathLike) -> list[str]:
+    """One item per line of a UTF-8 file; trailing whitespace stripped, blank lines skipped."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such file")
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory; expected a text file with one item per line")
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise UserError(f"{path}: cannot read ({e.strerror})") from None
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]  # a UTF-8 byte order mark is not part of the first item
+    items = []
+    for lineno, line in enumerate(raw.split(b"\n"), start=1):
+        if b"\x00" in line:
+            raise UserError(f"{path}:{lineno}: binary data (a NUL byte); expected UTF-8 text, one item per line")
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise UserError(f"{path}:{lineno}: not valid UTF-8; save the file as UTF-8 text") from None
+        text = text.rstrip()
+        if text:
+            items.append(text)
+    if not items:
+        raise UserError(f"{path}: is empty; expected one item per line")
+    return items
+
+
+# ----------------------------------------------------------------------------- vocabulary
+
+
+class Vocab:
+    """The sorted characters of the data; index 0 is the boundary token, so '.' in the data is ordinary."""
+
+    def __init__(self, chars):
+        self.chars = list(chars)
+        if len(set(self.chars)) != len(self.chars) or self.chars != sorted(self.chars):
+            raise ValueError("vocabulary characters must be sorted and distinct")
+        self.stoi = {ch: i + 1 for i, ch in enumerate(self.chars)}
+
+    @classmethod
+    def from_items(cls, items) -> Vocab:
+        return cls(sorted(set("".join(items))))
+
+    @property
+    def size(self) -> int:
+        return len(self.chars) + 1
+
+    def encode(self, text: str) -> list[int]:
+        return [self.stoi[ch] for ch in text]
+
+    def decode(self, ids) -> str:
+        """Characters up to the first boundary token."""
+        out = []
+        for i in ids:
+            i = int(i)
+            if i == BOUNDARY:
+                break
+            out.append(self.chars[i - 1])
+        return "".join(out)
+
+    def unknown(self, text: str) -> list[str]:
+        """Characters of text that are not in the vocabulary, in order of appearance."""
+        return list(dict.fromkeys(ch for ch in text if ch not in self.stoi))
+
+    def __eq__(self, other):
+        return isinstance(other, Vocab) and self.chars == other.chars
+
+    def __repr__(self):
+        return f"Vocab({''.join(self.chars)!r})"
+
+
+# ----------------------------------------------------------------------------- the lecture's split
+
+
+def split_sizes(n: int) -> tuple[int, int, int]:
+    n1, n2 = int(SPLIT_FRACTIONS[0] * n), int(SPLIT_FRACTIONS[1] * n)
+    return n1, n2 - n1, n - n2
+
+
+def min_items_for_split() -> int:
+    n = 1
+    while min(split_sizes(n)) < 1:
+        n += 1
+    return n
+
+
+def lecture_split(items, seed: int = SPLIT_SEED, source: str = "data"):
+    """random.seed(42); random.shuffle(words); 80/10/10 by word. Returns (train, val, test); items is not changed."""
+    if min(split_sizes(len(items))) < 1:
+        raise UserError(
+            f"{source}: has {len(items)} items, but the 80/10/10 train/val/test split needs at least {min_items_for_split()}"
+        )
+    words = list(items)
+    random.Random(seed).shuffle(words)  # the same stream as random.seed(seed); random.shuffle(words)
+    n1, n2 = int(SPLIT_FRACTIONS[0] * len(words)), int(SPLIT_FRACTIONS[1] * len(words))
+    return words[:n1], words[n1:n2], words[n2:]
+
+
+def build_windows(items, vocab: Vocab, block_size: int):
+    """The lecture's build_dataset: one (context, next) example per character and per end token."""
+    X, Y = [], []
+    for w in items:
+        ids = [BOUNDARY] * block_size + vocab.encode(w) + [BOUNDARY]
+        for i in range(len(ids) - block_size):
+            X.append(ids[i : i + block_size])
+            Y.append(ids[i + block_size])
+    X = torch.tensor(X, dtype=torch.long).reshape(-1, block_size)  # (N, block_size)
+    Y = torch.tensor(Y, dtype=torch.long)  # (N,)
+    return X, Y
+
+
+# ----------------------------------------------------------------------------- data sets
+
+
+@dataclass(frozen=True)
+class RegisteredDataset:
+    name: str
+    url: str
+    sha256: str
+    filename: str
+    description: str
+
+
+DATASETS = {
+    "names": RegisteredDataset(
+        name="names",
+        url="https://raw.githubusercontent.com/karpathy/makemore/master/names.txt",
+        sha256="0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d",
+        filename="names.txt",
+        description="32,033 US baby names (SSA), from karpathy/makemore",
+    ),
+}
+
+
+def data_dir() -> Path:
+    env = os.environ.get("MAKEMORE_DATA")
+    return Path(env) if env else Path.home() / ".cache" / "makemore"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def fetch(name: str) -> Path:
+    """The cached file of a registered data set, downloaded and checksum-verified on first use."""
+    ds = DATASETS[name]
+    folder = data_dir()
+    path = folder / ds.filename
+    if path.exists():
+        got = _sha256(path)
+        if got != ds.sha256:
+            raise UserError(f"{path}: sha256 {got} does not match {ds.sha256}; delete the file to download it again")
+        return path
+    where = f"put {ds.filename} in {folder} or set MAKEMORE_DATA to a folder that holds it"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{ds.filename}.", suffix=".part")
+    except OSError as e:
+        raise UserError(f"{folder}: cannot write the {name} data set there ({e.strerror}); {where}") from None
+    try:
+        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(ds.url, timeout=30) as response:
+            f.write(response.read())
+        got = _sha256(Path(tmp))
+        if got != ds.sha256:
+            raise UserError(f"{ds.url}: downloaded file has sha256 {got}, expected {ds.sha256}; {where}")
+        os.replace(tmp, path)
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", None) or getattr(e, "strerror", None) or e
+        raise UserError(f"cannot download the {name} data set from {ds.url} ({reason}); {where}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def resolve(spec: str) -> Path:
+    """A registered data set's name, or a path to a text file."""
+    if spec in DATASETS and not Path(spec).exists():
+        return fetch(spec)
+    return Path(spec)
+
+
+@dataclass
+class Corpus:
+    """The items of one source, its vocabulary and the lecture's split of it."""
+
+    source: str
+    items: list[str]
+    vocab: Vocab
+
+    @classmethod
+    def load(cls, spec: str) -> Corpus:
+        path = resolve(spec)
+        items = read_items(path)
+        corpus = cls(source=str(spec), items=items, vocab=Vocab.from_items(items))
+        corpus.split()  # fail early with a clear message when the list is too short
+        return corpus
+
+    def split(self):
+        return lecture_split(self.items, source=self.source)

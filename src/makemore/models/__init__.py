@@ -1,0 +1,45 @@
+"""The model registry: a plain name -> (config class, model class) table."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from makemore.errors import UserError
+from makemore.models.bigram import Bigram, BigramConfig
+from makemore.models.hierarchical import Hierarchical, HierarchicalConfig
+from makemore.models.mlp import MLP, MLPConfig
+
+MODELS = {
+    "bigram": (BigramConfig, Bigram),
+    "mlp": (MLPConfig, MLP),
+    "hierarchical": (HierarchicalConfig, Hierarchical),
+}
+
+
+def lookup(name: str):
+    if name not in MODELS:
+        raise UserError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
+    return MODELS[name]
+
+
+def config_fields(name: str) -> list[str]:
+    return [f.name for f in dataclasses.fields(lookup(name)[0])]
+
+
+def make_config(name: str, **options):
+    """The model's config with the given options; an option the model does not have is an error."""
+    config_cls, _ = lookup(name)
+    valid = config_fields(name)
+    for key in options:
+        if key not in valid:
+            raise UserError(f"model {name!r} has no option {key!r}; its options: {', '.join(valid)}")
+    return config_cls(**options)
+
+
+def build(name: str, config, generator=None):
+    _, model_cls = lookup(name)
+    return model_cls(config, generator=generator)
+
+
+def num_params(model) -> int:
+    return getattr(model, "num_params", None) or sum(p.numel() for p in model.parameters())

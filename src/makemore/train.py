@@ -1,0 +1,352 @@
+"""Training loop, optimizers and schedules, evaluation, checkpoints and metrics."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import io
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from makemore import models
+from makemore.data import IGNORE, Corpus, Vocab, build_windows, lecture_split
+from makemore.errors import UserError
+from makemore.files import write_atomic
+
+CHECKPOINT_FORMAT = 1
+CHECKPOINT = "model.pt"
+
+
+@dataclass
+class TrainConfig:
+    """The lecture's recipe by default: 200k steps of batch 32, SGD at 0.1 then 0.01 for the last quarter."""
+
+    steps: int = 200_000
+    batch_size: int = 32
+    optimizer: str = "sgd"  # sgd | adamw
+    lr: float = 0.1
+    schedule: str = "step"  # step: lr * decay_factor from decay_at; cosine: to lr * decay_factor; constant
+    decay_at: float = 0.75  # fraction of the steps
+    decay_factor: float = 0.1
+    weight_decay: float = 0.0
+    seed: int = 42
+    device: str = "auto"
+    eval_every: int = 20_000
+    log_every: int = 1_000
+
+
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("step", "cosine", "constant")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available here; use --device cpu")
+    if name not in ("cpu", "cuda"):
+        raise UserError(f"--device: expected auto, cpu or cuda, got {name!r}")
+    return torch.device(name)
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    if cfg.schedule == "step":
+        return cfg.lr if step < cfg.decay_at * cfg.steps else cfg.lr * cfg.decay_factor
+    if cfg.schedule == "cosine":
+        progress = step / max(cfg.steps - 1, 1)
+        final = cfg.lr * cfg.decay_factor
+        return final + 0.5 * (cfg.lr - final) * (1 + math.cos(math.pi * progress))
+    return cfg.lr
+
+
+class LectureSGD(torch.optim.Optimizer):
+    """Plain SGD written as the lecture writes it, p += -lr * grad: the product is rounded before the sum,
+    which torch.optim.SGD's fused p.add_(grad, alpha=-lr) does not do, so only this reproduces its digits."""
+
+    def __init__(self, params, lr: float, weight_decay: float = 0.0):
+        super().__init__(params, dict(lr=lr, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            grads = [p.grad for p in params]
+            if group["weight_decay"]:
+                grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
+            torch._foreach_add_(params, torch._foreach_mul(grads, -group["lr"]))
+
+
+def build_optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer | None:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        return None  # estimated in closed form (bigram)
+    if cfg.optimizer == "sgd":
+        return LectureSGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise UserError(f"--optimizer: expected one of {', '.join(OPTIMIZERS)}, got {cfg.optimizer!r}")
+
+
+@torch.no_grad()
+def evaluate(model, X, Y, batch_size: int = 1024) -> float:
+    """Mean cross-entropy per target over the whole split, with the model in eval mode (BatchNorm uses running
+    stats). X, Y are windows (N, T), (N,) or padded sequences (N, T), (N, T) with IGNORE where there is no target."""
+    was_training = model.training
+    model.eval()
+    total = torch.zeros((), dtype=torch.float64, device=X.device)
+    for i in range(0, len(X), batch_size):
+        logits, _ = model(X[i : i + batch_size])
+        targets = Y[i : i + batch_size]
+        total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE,
+                                 reduction="sum").double()
+    model.train(was_training)
+    return total.item() / (Y != IGNORE).sum().item()
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def save_checkpoint(path: Path, state: dict):
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    write_atomic(path, buf.getvalue())
+
+
+@dataclass
+class Run:
+    """A trained model as its run folder holds it: enough for eval and sample with nothing else."""
+
+    folder: Path
+    model_name: str
+    model: torch.nn.Module
+    vocab: Vocab
+    items: list[str]
+    train_config: TrainConfig
+    state: dict = field(repr=False)
+
+    @property
+    def model_config(self):
+        return self.model.config
+
+    def windows(self, split: str):
+        """(X, Y) of one split of the lecture's split, as the model sees them."""
+        train, val, test = lecture_split(self.items, source=str(self.folder))
+        words = {"train": train, "val": val, "test": test}[split]
+        return build_windows(words, self.vocab, self.model_config.block_size)
+
+
+def checkpoint_state(model_name, model, vocab, items, train_cfg, optimizer, step, generator) -> dict:
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "model_name": model_name,
+        "model_config": dataclasses.asdict(model.config),
+        "vocab": vocab.chars,
+        "items": items,
+        "train_config": dataclasses.asdict(train_cfg),
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "step": step,
+        "generator": generator.get_state(),
+    }
+
+
+def load_run(folder, device: str = "cpu") -> Run:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder}: no such run folder")
+    path = folder / CHECKPOINT
+    if not path.is_file():
+        raise UserError(f"{folder}: not a run folder (it has no {CHECKPOINT})")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # any unreadable file: truncated, not a zip, foreign pickle
+        raise UserError(f"{path}: corrupt checkpoint ({type(e).__name__}); train again") from None
+    if not isinstance(state, dict) or "format" not in state:
+        raise UserError(f"{path}: not a makemore checkpoint")
+    if state["format"] != CHECKPOINT_FORMAT:
+        raise UserError(
+            f"{path}: checkpoint format {state['format']} is not the one this makemore reads ({CHECKPOINT_FORMAT}); train again"
+        )
+    try:
+        name = state["model_name"]
+        config = models.make_config(name, **state["model_config"])
+        model = models.build(name, config)
+        model.load_state_dict(state["model"])
+        train_cfg = TrainConfig(**state["train_config"])
+        vocab = Vocab(state["vocab"])
+    except (KeyError, TypeError, ValueError, RuntimeError, UserError) as e:
+        raise UserError(f"{path}: checkpoint does not match this makemore ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    model.to(resolve_device(device)).eval()
+    return Run(folder, name, model, vocab, list(state["items"]), train_cfg, state)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+class Trainer:
+    """Runs the optimisation; callbacks see every event: fn(trainer, event) with event in
+    'log' (every log_every steps: self.last_log), 'eval' (every eval_every steps and at the end: self.last_eval)."""
+
+    def __init__(self, model, cfg: TrainConfig, train_data, val_data, generator: torch.Generator, device):
+        self.model, self.cfg, self.device = model, cfg, device
+        self.Xtr, self.Ytr = (t.to(device) for t in train_data)
+        self.Xval, self.Yval = (t.to(device) for t in val_data)
+        self.generator = generator  # on the CPU: the lecture's torch.randint stream, the same on every device
+        self.optimizer = build_optimizer(model, cfg)
+        self.step = 0
+        self.callbacks = []
+        self.last_log: dict = {}
+        self.last_eval: dict = {}
+        self.started = None
+        self.elapsed = 0.0  # seconds of training, summed over resumed sessions
+
+    def add_callback(self, fn):
+        self.callbacks.append(fn)
+
+    def emit(self, event: str):
+        for fn in self.callbacks:
+            fn(self, event)
+
+    def evaluate(self) -> dict:
+        self.last_eval = {
+            "step": self.step,
+            "train_loss": evaluate(self.model, self.Xtr, self.Ytr),
+            "val_loss": evaluate(self.model, self.Xval, self.Yval),
+        }
+        self.emit("eval")
+        return self.last_eval
+
+    def run(self) -> dict:
+        model, cfg = self.model, self.cfg
+        model.train()
+        self.started = time.perf_counter()
+        elapsed_before = self.elapsed
+        steps = cfg.steps
+        if self.optimizer is None:  # no parameters to optimise: estimated in closed form
+            model.fit(self.Xtr, self.Ytr)
+            steps = 0
+        log_every = max(1, min(cfg.log_every, steps))
+        losses = torch.zeros(log_every, device=self.device)  # batch losses since the last log, kept on device
+        n = self.Xtr.shape[0]
+        while self.step < steps:
+            ix = torch.randint(0, n, (cfg.batch_size,), generator=self.generator).to(self.device)
+            Xb, Yb = self.Xtr[ix], self.Ytr[ix]  # (B, T), (B,)
+            _, loss = model(Xb, Yb)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            lr = lr_at(cfg, self.step)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            self.optimizer.step()
+            losses[self.step % log_every] = loss.detach()
+            self.step += 1
+            if self.step % log_every == 0 or self.step == steps:
+                k = (self.step - 1) % log_every + 1
+                batch = losses[:k]
+                self.elapsed = elapsed_before + time.perf_counter() - self.started
+                self.last_log = {
+                    "step": self.step,
+                    "loss": batch.mean().item(),
+                    "log10_loss": batch.log10().mean().item(),
+                    "lr": lr,
+                    "time": self.elapsed,
+                }
+                self.emit("log")
+            if self.step % cfg.eval_every == 0 and self.step < steps:
+                self.evaluate()
+        self.elapsed = elapsed_before + time.perf_counter() - self.started
+        return self.evaluate()
+
+
+def make_trainer(corpus: Corpus, model_name: str, model_options: dict, cfg: TrainConfig) -> Trainer:
+    """The model built as the lecture builds it (seeded generator first, then layers in order), on the lecture's
+    split of the corpus, ready to run."""
+    device = resolve_device(cfg.device)
+    train_words, val_words, _ = corpus.split()
+    model_cfg = models.make_config(model_name, vocab_size=corpus.vocab.size, **model_options)
+    generator = torch.Generator().manual_seed(cfg.seed)  # torch.manual_seed(42) before the model, as in the lecture
+    model = models.build(model_name, model_cfg, generator=generator).to(device)
+    train_data = build_windows(train_words, corpus.vocab, model_cfg.block_size)
+    val_data = build_windows(val_words, corpus.vocab, model_cfg.block_size)
+    return Trainer(model, cfg, train_data, val_data, generator, device)
+
+
+# ----------------------------------------------------------------------------- the run folder
+
+
+class RunWriter:
+    """A Trainer callback that keeps the run folder: config.json at the start, a metrics.jsonl line per log and
+    eval, and at every eval the checkpoint, summary.json and loss.png, each written atomically."""
+
+    def __init__(self, folder: Path, data: str, model_name: str, corpus: Corpus):
+        self.folder, self.data, self.model_name, self.corpus = Path(folder), data, model_name, corpus
+        self.metrics: list[dict] = []
+        self.saved_step = None
+
+    def start(self, trainer: Trainer):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        config = {
+            "data": self.data,
+            "model": self.model_name,
+            "model_config": dataclasses.asdict(trainer.model.config),
+            "train": dataclasses.asdict(trainer.cfg),
+        }
+        write_atomic(self.folder / "config.json", json.dumps(config, indent=2) + "\n")
+        (self.folder / "metrics.jsonl").write_text("")
+
+    def __call__(self, trainer: Trainer, event: str):
+        record = trainer.last_log if event == "log" else trainer.last_eval
+        self.metrics.append(record)
+        with open(self.folder / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if event == "eval":
+            self.save(trainer)
+
+    def save(self, trainer: Trainer):
+        from makemore.plots import loss_curve
+
+        state = checkpoint_state(self.model_name, trainer.model, self.corpus.vocab, self.corpus.items, trainer.cfg,
+                                 trainer.optimizer, trainer.step, trainer.generator)
+        save_checkpoint(self.folder / CHECKPOINT, state)
+        self.saved_step = trainer.step
+        examples = trainer.step * trainer.cfg.batch_size
+        summary = {
+            "model": self.model_name,
+            "params": models.num_params(trainer.model),
+            **trainer.last_eval,
+            "time_s": round(trainer.elapsed, 3),
+            "tokens_per_s": round(examples / trainer.elapsed, 1) if trainer.elapsed > 0 else None,
+        }
+        write_atomic(self.folder / "summary.json", json.dumps(summary, indent=2) + "\n")
+        loss_curve(self.metrics, self.folder / "loss.png", title=f"{self.model_name} on {self.data}")
+
+
+class progress_bar:
+    """A Trainer callback showing a tqdm bar with the batch loss and steps/s, and a line per evaluation."""
+
+    def __init__(self, trainer: Trainer):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=trainer.cfg.steps, unit="step", dynamic_ncols=True, smoothing=0.1, mininterval=0.5)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        self.bar.close()
+
+    def __call__(self, trainer: Trainer, event: str):
+        if event == "log":
+            self.bar.update(trainer.step - self.bar.n)
+            self.bar.set_postfix(loss=f"{trainer.last_log['loss']:.4f}", lr=f"{trainer.last_log['lr']:.3g}")
+        elif event == "eval" and trainer.step < trainer.cfg.steps:
+            e = trainer.last_eval
+            self.bar.write(f"step {e['step']:>7,}: train {e['train_loss']:.4f}, val {e['val_loss']:.4f}")

@@ -1,0 +1,173 @@
+import dataclasses
+import functools
+import hashlib
+import http.server
+import random
+import threading
+
+import pytest
+import torch
+
+from makemore import data
+from makemore.data import BOUNDARY, Corpus, Vocab, build_windows, lecture_split, read_items
+from makemore.errors import UserError
+
+
+def test_read_items_strips_trailing_whitespace_and_skips_blank_lines(tmp_path):
+    path = tmp_path / "list.txt"
+    path.write_bytes("\ufeffanne-marie  \r\n\n  \nst. john\t\nJosé\n.\n a.b \n".encode())
+    assert read_items(path) == ["anne-marie", "st. john", "José", ".", " a.b"]
+
+
+def test_vocab_boundary_is_its_own_index_and_dot_is_ordinary():
+    vocab = Vocab.from_items(["a.b", "ñu", "b a"])
+    assert vocab.chars == [" ", ".", "a", "b", "u", "ñ"]
+    assert vocab.size == 7
+    assert BOUNDARY == 0 and 0 not in vocab.stoi.values()
+    assert vocab.stoi["."] == 2
+    assert vocab.decode(vocab.encode("a.b") + [BOUNDARY, 3]) == "a.b"
+    assert vocab.unknown("aXbX!") == ["X", "!"]
+
+
+def test_names_vocab_matches_the_lecture(names):
+    vocab = Vocab.from_items(names)
+    assert vocab.size == 27
+    assert vocab.stoi == {ch: i + 1 for i, ch in enumerate("abcdefghijklmnopqrstuvwxyz")}
+
+
+def test_lecture_split_is_random_seed_42_shuffle(names):
+    words = list(names)
+    random.seed(42)
+    random.shuffle(words)
+    n1, n2 = int(0.8 * len(words)), int(0.9 * len(words))
+    train, val, test = lecture_split(names)
+    assert (train, val, test) == (words[:n1], words[n1:n2], words[n2:])
+    assert len(names) == 32033 and names[0] == "emma"  # the input is not shuffled in place
+
+
+def test_split_counts_at_context_8(names):
+    vocab = Vocab.from_items(names)
+    counts = [len(build_windows(split, vocab, 8)[0]) for split in lecture_split(names)]
+    assert counts == [182625, 22655, 22866]
+
+
+def test_windows_are_the_lectures_build_dataset():
+    vocab = Vocab.from_items(["emma", "ava"])
+    X, Y = build_windows(["emma", "ava"], vocab, 3)
+    e, m, a, v = (vocab.stoi[c] for c in "emav")
+    assert X.tolist() == [[0, 0, 0], [0, 0, e], [0, e, m], [e, m, m], [m, m, a],
+                          [0, 0, 0], [0, 0, a], [0, a, v], [a, v, a]]
+    assert Y.tolist() == [e, m, m, a, 0, a, v, a, 0]
+    assert X.dtype == Y.dtype == torch.long
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_missing_path(tmp_path):
+    with pytest.raises(UserError, match=r"nope\.txt: no such file"):
+        read_items(tmp_path / "nope.txt")
+
+
+def test_directory(tmp_path):
+    with pytest.raises(UserError, match="is a directory"):
+        read_items(tmp_path)
+
+
+@pytest.mark.parametrize("content", [b"", b"\n \n\t\n"], ids=["zero-bytes", "blank-lines"])
+def test_empty_file(tmp_path, content):
+    path = tmp_path / "empty.txt"
+    path.write_bytes(content)
+    with pytest.raises(UserError, match=r"empty\.txt: is empty"):
+        read_items(path)
+
+
+def test_binary_file_names_the_line(tmp_path):
+    path = tmp_path / "blob.bin"
+    path.write_bytes(b"ok\nfine\n\x89PNG\x00\x01\x02\n")
+    with pytest.raises(UserError, match=r"blob\.bin:3: binary data"):
+        read_items(path)
+
+
+def test_non_utf8_names_the_first_bad_line(tmp_path):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes("ana\nbob\nJosé\nRenée\n".encode("latin-1"))
+    with pytest.raises(UserError, match=r"latin1\.txt:3: not valid UTF-8"):
+        read_items(path)
+
+
+def test_too_few_items_for_the_split(tmp_path):
+    path = tmp_path / "few.txt"
+    path.write_text("a\nb\nc\n")
+    need = data.min_items_for_split()
+    assert min(data.split_sizes(need)) == 1 and min(data.split_sizes(need - 1)) == 0
+    with pytest.raises(UserError, match=rf"few\.txt: has 3 items, but .* needs at least {need}"):
+        Corpus.load(str(path))
+
+
+# ----------------------------------------------------------------------------- download and cache
+
+
+@pytest.fixture
+def served(tmp_path):
+    """A local HTTP server holding one file, and a registered data set that points at it."""
+    root = tmp_path / "www"
+    root.mkdir()
+    body = b"alpha\nbeta\ngamma\n"
+    (root / "list.txt").write_bytes(body)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    ds = data.RegisteredDataset("testset", f"http://127.0.0.1:{server.server_port}/list.txt",
+                                hashlib.sha256(body).hexdigest(), "testset.txt", "test")
+    yield ds, body
+    server.shutdown()
+
+
+def test_download_verifies_and_caches(served, tmp_path, monkeypatch):
+    ds, body = served
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MAKEMORE_DATA", str(cache))
+    monkeypatch.setitem(data.DATASETS, "testset", ds)
+    path = data.fetch("testset")
+    assert path == cache / "testset.txt" and path.read_bytes() == body
+    monkeypatch.setitem(data.DATASETS, "testset", dataclasses.replace(ds, url="http://127.0.0.1:9/gone"))
+    assert data.fetch("testset") == path  # cached: no network needed
+    assert [p.name for p in cache.iterdir()] == ["testset.txt"]
+
+
+def test_download_with_wrong_checksum_keeps_nothing(served, tmp_path, monkeypatch):
+    ds, _ = served
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MAKEMORE_DATA", str(cache))
+    monkeypatch.setitem(data.DATASETS, "testset", dataclasses.replace(ds, sha256="0" * 64))
+    with pytest.raises(UserError, match="downloaded file has sha256"):
+        data.fetch("testset")
+    assert list(cache.iterdir()) == []
+
+
+def test_cached_file_with_wrong_checksum_is_an_error(served, tmp_path, monkeypatch):
+    ds, _ = served
+    monkeypatch.setenv("MAKEMORE_DATA", str(tmp_path))
+    (tmp_path / "testset.txt").write_text("tampered\n")
+    monkeypatch.setitem(data.DATASETS, "testset", ds)
+    with pytest.raises(UserError, match="does not match"):
+        data.fetch("testset")
+
+
+def test_offline_without_cache_says_where_to_put_the_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("MAKEMORE_DATA", str(tmp_path / "cache"))
+    ds = dataclasses.replace(data.DATASETS["names"], url="http://127.0.0.1:9/names.txt")  # nothing listens on 9
+    monkeypatch.setitem(data.DATASETS, "names", ds)
+    with pytest.raises(UserError) as err:
+        data.fetch("names")
+    message = str(err.value)
+    assert "\n" not in message
+    assert f"put names.txt in {tmp_path / 'cache'}" in message and "MAKEMORE_DATA" in message
+
+
+def test_default_cache_is_under_home(monkeypatch, tmp_path):
+    monkeypatch.delenv("MAKEMORE_DATA", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert data.data_dir() == tmp_path / ".cache" / "makemore"

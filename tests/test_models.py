@@ -1,0 +1,123 @@
+import math
+
+import pytest
+import torch
+
+from makemore import models
+from makemore.data import Vocab, build_windows
+from makemore.errors import UserError
+from makemore.train import TrainConfig, Trainer, checkpoint_state, load_run, save_checkpoint
+
+from conftest import make_items
+
+ITEMS = make_items()
+VOCAB = Vocab.from_items(ITEMS)
+TINY = {  # small but complete models of every registered family
+    "bigram": {},
+    "mlp": dict(block_size=3, n_embd=5, n_hidden=16),
+    "hierarchical": dict(block_size=8, n_embd=6, n_hidden=16),
+}
+
+
+def build(name, **options):
+    config = models.make_config(name, vocab_size=VOCAB.size, **{**TINY[name], **options})
+    return models.build(name, config, generator=torch.Generator().manual_seed(0))
+
+
+def trained(name, steps=30):
+    model = build(name)
+    data = build_windows(ITEMS, VOCAB, model.config.block_size)
+    cfg = TrainConfig(steps=steps, batch_size=16, eval_every=10**9)
+    Trainer(model, cfg, data, data, torch.Generator().manual_seed(0), torch.device("cpu")).run()
+    return model.eval()
+
+
+def test_every_model_is_registered_and_tested():
+    assert set(TINY) == set(models.MODELS)
+
+
+def test_unknown_model_lists_the_valid_ones():
+    with pytest.raises(UserError, match="unknown model 'wavenet2'; valid models: bigram, mlp, hierarchical"):
+        models.lookup("wavenet2")
+
+
+def test_unknown_option_names_it():
+    with pytest.raises(UserError, match="model 'bigram' has no option 'n_hidden'"):
+        models.make_config("bigram", n_hidden=3)
+
+
+@pytest.mark.parametrize("name, options, params", [
+    ("hierarchical", dict(n_embd=24, n_hidden=128), 76_579),  # the lecture's model
+    ("hierarchical", dict(n_embd=10, n_hidden=68), 22_397),
+    ("mlp", dict(block_size=3, n_embd=10, n_hidden=200), 12_097),
+    ("mlp", dict(block_size=8, n_embd=10, n_hidden=200), 22_097),
+    ("bigram", dict(), 27 * 27),
+])
+def test_lecture_parameter_counts(name, options, params):
+    model = models.build(name, models.make_config(name, vocab_size=27, **options))
+    assert models.num_params(model) == params
+
+
+@pytest.mark.parametrize("levels", [1, 2, 4, 5])
+def test_hierarchical_any_depth(levels):
+    model = build("hierarchical", block_size=2**levels)
+    logits, loss = model(torch.randint(0, VOCAB.size, (4, 2**levels)), torch.zeros(4, dtype=torch.long))
+    assert logits.shape == (4, VOCAB.size) and loss.ndim == 0
+
+
+def test_hierarchical_context_must_be_a_power_of_two():
+    with pytest.raises(UserError, match="power of 2"):
+        build("hierarchical", block_size=6)
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_logits_shape_and_initial_loss(name):
+    model = build(name)
+    X, Y = build_windows(ITEMS, VOCAB, model.config.block_size)
+    logits, loss = model(X[:64], Y[:64])
+    assert logits.shape == (64, VOCAB.size)
+    assert loss.item() == pytest.approx(math.log(VOCAB.size), abs=0.15)  # near uniform at init
+
+
+def position_logits(model, word, vocab=VOCAB):
+    X, _ = build_windows([word], vocab, model.config.block_size)
+    with torch.no_grad():
+        return model(X)[0]  # (len(word) + 1, V): position i predicts character i
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_causality(name):
+    """Changing a later character never changes an earlier position's logits."""
+    model = trained(name)
+    word = "marijosélu"
+    base = position_logits(model, word)
+    for j in range(len(word)):
+        changed = word[:j] + ("a" if word[j] != "a" else "n") + word[j + 1:]
+        logits = position_logits(model, changed)
+        assert torch.equal(logits[: j + 1], base[: j + 1]), f"position <= {j} saw character {j}"
+        assert not torch.equal(logits[j + 1 : j + 2], base[j + 1 : j + 2])  # the next position does see it
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_checkpoint_round_trip_gives_identical_logits(name, tmp_path):
+    model = trained(name)
+    cfg = TrainConfig(steps=30)
+    state = checkpoint_state(name, model, VOCAB, ITEMS, cfg, None, 30, torch.Generator().manual_seed(0))
+    save_checkpoint(tmp_path / "model.pt", state)
+    run = load_run(tmp_path)
+    assert run.model_name == name and run.vocab == VOCAB and run.items == ITEMS and run.train_config == cfg
+    X, _ = build_windows(ITEMS, VOCAB, model.config.block_size)
+    assert torch.equal(run.model(X)[0], model(X)[0])
+
+
+def test_bigram_is_smoothed_counts():
+    model = build("bigram", smoothing=1.0)
+    X, Y = build_windows(ITEMS, VOCAB, 1)
+    model.fit(X, Y)
+    counts = torch.zeros(VOCAB.size, VOCAB.size)
+    for x, y in zip(X[:, 0].tolist(), Y.tolist()):
+        counts[x, y] += 1
+    probs = (counts + 1) / (counts + 1).sum(1, keepdim=True)
+    logits, loss = model(X, Y)
+    torch.testing.assert_close(logits.softmax(-1), probs[X[:, 0]])
+    torch.testing.assert_close(loss, -probs[X[:, 0], Y].log().mean())
