@@ -112,7 +112,7 @@ def test_train_bad_data(tmp_path, case):
     (["--optimizer", "rmsprop"], "--optimizer: invalid choice: 'rmsprop'"),
     (["--device", "tpu"], "--device: invalid choice: 'tpu'"),
     (["--model", "bigram", "--n-hidden", "5"], "--n-hidden: model 'bigram' has no such option"),
-    (["--context", "6"], "--context: the hierarchical model needs a power of 2"),
+    (["--context", "6"], "--context: the tree needs a power of 2"),
     (["--frobnicate"], "unrecognized arguments: --frobnicate"),
 ])
 def test_train_bad_flags(word_file, tmp_path, args, fragment):

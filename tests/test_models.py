@@ -4,18 +4,21 @@ import pytest
 import torch
 
 from makemore import models
-from makemore.data import Vocab, build_windows
+from makemore.data import Corpus, Vocab, build_sequences, build_windows
 from makemore.errors import UserError
-from makemore.train import TrainConfig, Trainer, checkpoint_state, load_run, save_checkpoint
+from makemore.train import TrainConfig, Trainer, checkpoint_state, examples, load_run, save_checkpoint
 
 from conftest import make_items
 
 ITEMS = make_items()
 VOCAB = Vocab.from_items(ITEMS)
+CORPUS = Corpus("test", ITEMS, VOCAB)
 TINY = {  # small but complete models of every registered family
     "bigram": {},
     "mlp": dict(block_size=3, n_embd=5, n_hidden=16),
     "hierarchical": dict(block_size=8, n_embd=6, n_hidden=16),
+    "conv": dict(block_size=8, n_embd=6, n_hidden=16),
+    "wavenet": dict(block_size=16, n_embd=8, n_skip=16),
 }
 
 
@@ -24,12 +27,17 @@ def build(name, **options):
     return models.build(name, config, generator=torch.Generator().manual_seed(0))
 
 
-def trained(name, steps=30):
-    model = build(name)
-    data = build_windows(ITEMS, VOCAB, model.config.block_size)
+def trained(name, steps=30, **options):
+    model = build(name, **options)
+    data = examples(model, CORPUS, "train")
     cfg = TrainConfig(steps=steps, batch_size=16, eval_every=10**9)
     Trainer(model, cfg, data, data, torch.Generator().manual_seed(0), torch.device("cpu")).run()
     return model.eval()
+
+
+def all_inputs(model):
+    """Every example of the items as the model sees them (windows, or whole sequences)."""
+    return examples(model, CORPUS, "train")
 
 
 def test_every_model_is_registered_and_tested():
@@ -37,7 +45,7 @@ def test_every_model_is_registered_and_tested():
 
 
 def test_unknown_model_lists_the_valid_ones():
-    with pytest.raises(UserError, match="unknown model 'wavenet2'; valid models: bigram, mlp, hierarchical"):
+    with pytest.raises(UserError, match="unknown model 'wavenet2'; valid models: bigram, mlp, hierarchical, conv, wavenet"):
         models.lookup("wavenet2")
 
 
@@ -73,16 +81,19 @@ def test_hierarchical_context_must_be_a_power_of_two():
 @pytest.mark.parametrize("name", TINY)
 def test_logits_shape_and_initial_loss(name):
     model = build(name)
-    X, Y = build_windows(ITEMS, VOCAB, model.config.block_size)
+    X, Y = all_inputs(model)
     logits, loss = model(X[:64], Y[:64])
-    assert logits.shape == (64, VOCAB.size)
+    assert logits.shape == ((64, VOCAB.size) if model.windowed else (64, X.shape[1], VOCAB.size))
     assert loss.item() == pytest.approx(math.log(VOCAB.size), abs=0.15)  # near uniform at init
 
 
 def position_logits(model, word, vocab=VOCAB):
-    X, _ = build_windows([word], vocab, model.config.block_size)
+    """(len(word) + 1, V): position i predicts character i (the end token at i = len(word))."""
     with torch.no_grad():
-        return model(X)[0]  # (len(word) + 1, V): position i predicts character i
+        if model.windowed:
+            return model(build_windows([word], vocab, model.config.block_size)[0])[0]
+        X, Y = build_sequences([word], vocab)
+        return model(X)[0][0, : len(word) + 1]
 
 
 @pytest.mark.parametrize("name", TINY)
@@ -102,11 +113,11 @@ def test_causality(name):
 def test_checkpoint_round_trip_gives_identical_logits(name, tmp_path):
     model = trained(name)
     cfg = TrainConfig(steps=30)
-    state = checkpoint_state(name, model, VOCAB, ITEMS, cfg, None, 30, torch.Generator().manual_seed(0))
+    state = checkpoint_state(name, model, CORPUS, cfg, None, 30, torch.Generator().manual_seed(0))
     save_checkpoint(tmp_path / "model.pt", state)
     run = load_run(tmp_path)
-    assert run.model_name == name and run.vocab == VOCAB and run.items == ITEMS and run.train_config == cfg
-    X, _ = build_windows(ITEMS, VOCAB, model.config.block_size)
+    assert run.model_name == name and run.corpus == CORPUS and run.train_config == cfg
+    X = all_inputs(model)[0]
     assert torch.equal(run.model(X)[0], model(X)[0])
 
 

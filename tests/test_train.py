@@ -67,7 +67,7 @@ def test_same_seed_same_run_different_seed_different_run():
         g = torch.Generator().manual_seed(seed)
         model = models.build("mlp", models.make_config("mlp", vocab_size=vocab.size), generator=g)
         Trainer(model, TrainConfig(steps=50, optimizer="adamw", lr=1e-2), data, data, g, torch.device("cpu")).run()
-        return evaluate(model, *data)
+        return evaluate(model, data)
 
     assert run(1) == run(1)
     assert run(1) != run(2)

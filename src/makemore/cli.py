@@ -9,8 +9,8 @@ from pathlib import Path
 from makemore.errors import UserError
 
 # flag -> model config field; a flag is accepted only by the models whose config has the field
-MODEL_FLAGS = {"context": "block_size", "n_embd": "n_embd", "n_hidden": "n_hidden", "smoothing": "smoothing"}
-SPLITS = ("train", "val", "test")
+MODEL_FLAGS = {"context": "block_size", "n_embd": "n_embd", "n_hidden": "n_hidden", "smoothing": "smoothing",
+               "n_skip": "n_skip", "n_stacks": "n_stacks", "norm": "norm"}
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -61,7 +61,9 @@ def non_negative_float(text):
 
 
 def build_parser() -> ArgumentParser:
+    from makemore.data import SPLITS
     from makemore.models import MODELS
+    from makemore.models.wavenet import NORMS
     from makemore.train import OPTIMIZERS, SCHEDULES, TrainConfig
 
     defaults = TrainConfig()
@@ -69,12 +71,17 @@ def build_parser() -> ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
 
     p = sub.add_parser("train", help="train a model; writes a run folder")
-    p.add_argument("data", help="a registered data set (names) or a UTF-8 text file with one item per line")
+    p.add_argument("data", nargs="+", help="a registered data set (names) or a UTF-8 text file with one item per line; "
+                   "several are joined")
+    p.add_argument("--condition", choices=("file",), help="file: each data file is a class to generate in (wavenet)")
     p.add_argument("--model", default="hierarchical", help=f"one of: {', '.join(MODELS)} (default: hierarchical)")
     p.add_argument("--context", type=positive_int, help="characters of context (block_size)")
     p.add_argument("--n-embd", type=positive_int, help="embedding size")
     p.add_argument("--n-hidden", type=positive_int, help="hidden size")
     p.add_argument("--smoothing", type=non_negative_float, help="bigram: add-k smoothing")
+    p.add_argument("--n-skip", type=positive_int, help="wavenet: skip channels")
+    p.add_argument("--n-stacks", type=positive_int, help="wavenet: stacks of dilations 1 .. 2**k")
+    p.add_argument("--norm", choices=NORMS, help="wavenet: normalisation in each layer")
     p.add_argument("--steps", type=positive_int, default=defaults.steps)
     p.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer)
@@ -100,6 +107,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--prefix", default="", help="every name starts with this")
     p.add_argument("--seed", type=non_negative_int, default=None, help="for repeatable output")
     p.add_argument("--novel-only", action="store_true", help="leave out names that are in the training data")
+    p.add_argument("--class", dest="cls", help="for a conditioned model: the class (data file name) to generate in")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
     return parser
 
@@ -107,8 +115,8 @@ def build_parser() -> ArgumentParser:
 # ----------------------------------------------------------------------------- train
 
 
-def default_run_folder(data: str) -> Path:
-    stem = Path(data).stem or "run"
+def default_run_folder(data) -> Path:
+    stem = "+".join(Path(d).stem for d in data) or "run"
     folder, k = Path("runs") / stem, 1
     while folder.exists():
         k += 1
@@ -148,15 +156,15 @@ def cmd_train(args) -> int:
     if (out / CHECKPOINT).exists():
         raise UserError(f"--out {out}: already holds a run; choose another folder (nothing was overwritten)")
 
-    corpus = Corpus.load(args.data)
+    corpus = Corpus.load_many(args.data, condition=args.condition)
     trainer = make_trainer(corpus, args.model, options, train_cfg)
     model = trainer.model
     print(f"{corpus.source}: {len(corpus.items):,} items, vocabulary of {corpus.vocab.size}; "
-          f"{len(trainer.Xtr):,} train / {len(trainer.Xval):,} val examples")
+          f"{len(trainer.train_data[0]):,} train / {len(trainer.val_data[0]):,} val examples")
     print(f"model {args.model}: {models.num_params(model):,} parameters; {train_cfg.steps:,} steps on "
           f"{trainer.device}; run folder {out}")
 
-    writer = RunWriter(out, args.data, args.model, corpus)
+    writer = RunWriter(out, " ".join(args.data), args.model, corpus)
     writer.start(trainer)
     trainer.add_callback(writer)
     with progress_bar(trainer) as bar:
@@ -171,8 +179,12 @@ def cmd_train(args) -> int:
             return 130
     print(f"train {result['train_loss']:.4f}")
     print(f"val {result['val_loss']:.4f}")
-    if args.samples:
-        print_samples(model, corpus.vocab, set(corpus.items), args.samples, seed=train_cfg.seed,
+    for cls in range(len(corpus.classes)) if corpus.classes else [None]:
+        if not args.samples:
+            break
+        if cls is not None:
+            print(f"class {corpus.classes[cls]}:")
+        print_samples(model, corpus.vocab, corpus.items_of(cls), args.samples, seed=train_cfg.seed, cls=cls,
                       max_len=default_max_len(corpus.items))
     print(f"saved {out}/ (model.pt, config.json, metrics.jsonl, loss.png)")
     return 0
@@ -187,8 +199,8 @@ def cmd_eval(args) -> int:
     run = load_run(args.run, device=args.device)
     device = next(run.model.parameters(), next(run.model.buffers())).device
     for split in args.split:
-        X, Y = run.windows(split)
-        print(f"{split} {evaluate(run.model, X.to(device), Y.to(device)):.4f}")
+        data = tuple(t.to(device) for t in run.examples(split))
+        print(f"{split} {evaluate(run.model, data):.4f}")
     return 0
 
 
@@ -222,8 +234,17 @@ def cmd_sample(args) -> int:
     from makemore.train import load_run
 
     run = load_run(args.run, device=args.device)
-    print_samples(run.model, run.vocab, set(run.items), args.num, seed=args.seed, novel_only=args.novel_only,
-                  max_len=default_max_len(run.items, args.prefix),
+    corpus = run.corpus
+    cls = None
+    if args.cls is not None or corpus.classes:
+        if not corpus.classes:
+            raise UserError(f"--class: the model in {args.run} is not conditioned on classes")
+        if args.cls not in corpus.classes:
+            given = "none given" if args.cls is None else f"unknown class {args.cls!r}"
+            raise UserError(f"--class: {given}; valid classes: {', '.join(corpus.classes)}")
+        cls = corpus.classes.index(args.cls)
+    print_samples(run.model, corpus.vocab, corpus.items_of(cls), args.num, seed=args.seed, novel_only=args.novel_only,
+                  max_len=default_max_len(corpus.items, args.prefix), cls=cls,
                   temperature=args.temperature, top_k=args.top_k, prefix=args.prefix)
     return 0
 

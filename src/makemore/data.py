@@ -19,6 +19,7 @@ BOUNDARY = 0  # the start/end token; every character of the data gets an index >
 IGNORE = -1  # the target at padding positions of a sequence: no loss there (cross_entropy's ignore_index)
 SPLIT_FRACTIONS = (0.8, 0.9)  # train = [:80%], val = [80%:90%], test = [90%:]
 SPLIT_SEED = 42
+SPLITS = ("train", "val", "test")
 
 
 # ----------------------------------------------------------------------------- reading lists
@@ -137,6 +138,23 @@ def build_windows(items, vocab: Vocab, block_size: int):
     return X, Y
 
 
+def build_sequences(items, vocab: Vocab, length: int | None = None):
+    """Each item as one row, for models that see whole sequences: position t of X holds the token before
+    target t of Y, so the targets per position are exactly the lecture's windows' targets.
+
+    X = [BOUNDARY, c1, ..., cn, BOUNDARY...], Y = [c1, ..., cn, BOUNDARY, IGNORE...], both (N, length)
+    """
+    length = length or max(map(len, items)) + 1
+    X = torch.full((len(items), length), BOUNDARY, dtype=torch.long)
+    Y = torch.full((len(items), length), IGNORE, dtype=torch.long)
+    for row, w in enumerate(items):
+        ids = vocab.encode(w)[: length - 1]
+        X[row, 1 : len(ids) + 1] = torch.tensor(ids, dtype=torch.long)
+        Y[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        Y[row, len(ids)] = BOUNDARY
+    return X, Y
+
+
 # ----------------------------------------------------------------------------- data sets
 
 
@@ -210,19 +228,63 @@ def resolve(spec: str) -> Path:
 
 @dataclass
 class Corpus:
-    """The items of one source, its vocabulary and the lecture's split of it."""
+    """The items of one or more sources, their vocabulary and the lecture's split.
+
+    With several sources and condition="file", each source is a class and every item is labelled with its
+    source's index (the WaveNet paper's global conditioning).
+    """
 
     source: str
     items: list[str]
     vocab: Vocab
+    classes: list[str] | None = None
+    labels: list[int] | None = None
 
     @classmethod
     def load(cls, spec: str) -> Corpus:
-        path = resolve(spec)
-        items = read_items(path)
-        corpus = cls(source=str(spec), items=items, vocab=Vocab.from_items(items))
+        return cls.load_many([spec])
+
+    @classmethod
+    def load_many(cls, specs, condition: str | None = None) -> Corpus:
+        if condition not in (None, "file"):
+            raise UserError(f"--condition: expected 'file', got {condition!r}")
+        lists = [read_items(resolve(spec)) for spec in specs]
+        items = [item for lst in lists for item in lst]
+        corpus = cls(source=" + ".join(map(str, specs)), items=items, vocab=Vocab.from_items(items))
+        if condition == "file":
+            corpus.classes = [class_name(spec) for spec in specs]
+            if len(set(corpus.classes)) != len(corpus.classes):
+                raise UserError(f"--condition file: two files have the same name ({', '.join(corpus.classes)})")
+            corpus.labels = [k for k, lst in enumerate(lists) for _ in lst]
         corpus.split()  # fail early with a clear message when the list is too short
         return corpus
 
+    @property
+    def longest(self) -> int:
+        return max(map(len, self.items))
+
+    def items_of(self, cls: int | None) -> set[str]:
+        """The items of one class, or all of them: what a generated word is compared with for novelty."""
+        if cls is None:
+            return set(self.items)
+        return {w for w, c in zip(self.items, self.labels) if c == cls}
+
+    def state(self) -> dict:
+        """What a checkpoint keeps of the corpus, so that eval and sample need nothing else."""
+        return {"source": self.source, "items": self.items, "vocab": self.vocab.chars, "classes": self.classes,
+                "labels": self.labels}
+
+    @classmethod
+    def from_state(cls, state: dict) -> Corpus:
+        return cls(state["source"], list(state["items"]), Vocab(state["vocab"]), state["classes"], state["labels"])
+
     def split(self):
-        return lecture_split(self.items, source=self.source)
+        """(train, val, test) item lists, or with labels ((items, labels), ...) lists of both."""
+        if self.labels is None:
+            return lecture_split(self.items, source=self.source)
+        pairs = lecture_split(list(zip(self.items, self.labels)), source=self.source)
+        return tuple(([w for w, _ in part], [c for _, c in part]) for part in pairs)
+
+
+def class_name(spec) -> str:
+    return Path(str(spec)).stem

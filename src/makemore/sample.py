@@ -27,6 +27,38 @@ def next_token(logits, temperature: float, top_k: int | None, generator):
     return torch.multinomial(probs, num_samples=1, generator=generator)
 
 
+class NaiveStep:
+    """Next-token logits by running the model over the recent history: the window for window models, the last
+    receptive field of tokens for sequence models."""
+
+    def __init__(self, model, batch_size: int, device, cls=None):
+        self.model, self.cls = model, cls
+        self.context = model.config.block_size if model.windowed else model.receptive_field
+        pad = self.context - 1 if model.windowed else 0  # a window model starts from block_size boundary tokens
+        self.history = torch.full((batch_size, pad), BOUNDARY, dtype=torch.long, device=device)
+
+    def __call__(self, tokens):  # (B,) -> (B, V)
+        self.history = torch.cat([self.history, tokens[:, None]], dim=1)[:, -self.context :]
+        if self.model.windowed:
+            return self.model(self.history)[0]
+        extra = () if self.cls is None else (None, self.cls)
+        return self.model(self.history, *extra)[0][:, -1]
+
+
+class CachedStep:
+    """Next-token logits from the model's per-layer queues: one step per layer (Paine et al. 2016)."""
+
+    def __init__(self, model, batch_size: int, device, cls=None):
+        self.model, self.cache = model, model.init_cache(batch_size, cls)
+
+    def __call__(self, tokens):
+        return self.model.step(tokens, self.cache)
+
+
+def has_cache(model) -> bool:
+    return hasattr(model, "init_cache")
+
+
 @torch.no_grad()
 def generate(
     model,
@@ -38,31 +70,32 @@ def generate(
     top_k: int | None = None,
     prefix: str = "",
     generator: torch.Generator | None = None,
+    cls: int | None = None,
+    cached: bool = True,
 ) -> list[str]:
-    """n words, generated as one batch; each is prefix + the characters up to its first end token.
+    """n words, generated as one batch; each is prefix + the characters up to its own end token.
 
+    Models with a cache generate with it unless cached=False; the others run naively over their context.
     A word that reaches max_len characters without an end token is cut there.
     """
     check_sampling_options(vocab, temperature, prefix)
     top_k = None if top_k is None else max(1, min(top_k, vocab.size))
-    device = next(iter(model.buffers()), next(iter(model.parameters()), None)).device
+    device = next(iter(model.parameters()), next(iter(model.buffers()), None)).device
     was_training = model.training
     model.eval()
-    block_size = model.config.block_size
-    prefix_ids = vocab.encode(prefix)
-    context = torch.full((n, block_size), BOUNDARY, dtype=torch.long, device=device)  # (B, T)
-    if prefix_ids:
-        tail = torch.tensor(prefix_ids[-block_size:], device=device)
-        context[:, block_size - len(tail) :] = tail
-    out = torch.empty((n, max(max_len - len(prefix_ids), 0)), dtype=torch.long, device=device)  # (B, L)
+    classes = None if cls is None else torch.full((n,), cls, dtype=torch.long, device=device)
+    step = (CachedStep if cached and has_cache(model) else NaiveStep)(model, n, device, classes)
+    for token in [BOUNDARY] + vocab.encode(prefix):
+        logits = step(torch.full((n,), token, dtype=torch.long, device=device))  # (B, V)
+    out = torch.empty((n, max(max_len - len(prefix), 0)), dtype=torch.long, device=device)  # (B, L)
     for t in range(out.shape[1]):
-        logits, _ = model(context)  # (B, V)
         ix = next_token(logits, temperature, top_k, generator)  # (B, 1)
         out[:, t] = ix[:, 0]
-        context = torch.cat([context[:, 1:], ix], dim=1)
-        if t % 8 == 7 and (out[:, : t + 1] == BOUNDARY).any(dim=1).all():
+        if t % 8 == 7 and (out[:, : t + 1] == BOUNDARY).any(dim=1).all():  # every word has ended
             out = out[:, : t + 1]
             break
+        if t + 1 < out.shape[1]:
+            logits = step(ix[:, 0])
     model.train(was_training)
     return [prefix + vocab.decode(row) for row in out.tolist()]
 

@@ -40,18 +40,26 @@ class BatchNorm1d(nn.Module):
         self.register_buffer("running_mean", torch.zeros(dim))
         self.register_buffer("running_var", torch.ones(dim))
 
-    def forward(self, x):
+    def forward(self, x, mask=None):
+        """mask (B, T), for (B, T, C) input: only the positions where it is True enter the batch statistics
+        (padding of whole-sequence batches must not)."""
         if self.training:
-            dims = tuple(range(x.ndim - 1))  # (0,) for (B, C); (0, 1) for (B, T, C)
-            xmean = x.mean(dims, keepdim=True)
-            xvar = x.var(dims, keepdim=True, unbiased=self.unbiased)
+            if mask is None:
+                dims = tuple(range(x.ndim - 1))  # (0,) for (B, C); (0, 1) for (B, T, C)
+                xmean = x.mean(dims, keepdim=True)
+                xvar = x.var(dims, keepdim=True, unbiased=self.unbiased)
+                n = x.numel() // x.shape[-1]
+            else:
+                valid = x[mask]  # (N, C)
+                xmean = valid.mean(0)
+                xvar = valid.var(0, unbiased=self.unbiased)
+                n = valid.shape[0]
         else:
             xmean, xvar = self.running_mean, self.running_var
         xhat = (x - xmean) / torch.sqrt(xvar + self.eps)
         out = self.gamma * xhat + self.beta
         if self.training:
             with torch.no_grad():
-                n = x.numel() // x.shape[-1]
                 var = xvar if self.unbiased else xvar * n / max(n - 1, 1)
                 self.running_mean.copy_((1 - self.momentum) * self.running_mean + self.momentum * xmean.reshape(-1))
                 self.running_var.copy_((1 - self.momentum) * self.running_var + self.momentum * var.reshape(-1))

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from makemore import models
-from makemore.data import IGNORE, Corpus, Vocab, build_windows, lecture_split
+from makemore.data import IGNORE, SPLITS, Corpus, build_sequences, build_windows
 from makemore.errors import UserError
 from makemore.files import write_atomic
 
@@ -93,19 +93,32 @@ def build_optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer | None:
 
 
 @torch.no_grad()
-def evaluate(model, X, Y, batch_size: int = 1024) -> float:
-    """Mean cross-entropy per target over the whole split, with the model in eval mode (BatchNorm uses running
-    stats). X, Y are windows (N, T), (N,) or padded sequences (N, T), (N, T) with IGNORE where there is no target."""
+def evaluate(model, data, batch_size: int = 1024) -> float:
+    """Mean cross-entropy per target over a whole split, with the model in eval mode (BatchNorm uses running
+    stats). data is (X, Y) windows (N, T), (N,), or padded sequences (N, T), (N, T) with IGNORE where there is
+    no target, and then perhaps the class of each row (N,)."""
+    X, Y, *rest = data
     was_training = model.training
     model.eval()
     total = torch.zeros((), dtype=torch.float64, device=X.device)
     for i in range(0, len(X), batch_size):
-        logits, _ = model(X[i : i + batch_size])
+        logits, _ = model(X[i : i + batch_size], None, *(t[i : i + batch_size] for t in rest))
         targets = Y[i : i + batch_size]
         total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE,
                                  reduction="sum").double()
     model.train(was_training)
     return total.item() / (Y != IGNORE).sum().item()
+
+
+def examples(model, corpus: Corpus, split: str):
+    """The tensors of one split as the model sees them: windows for window models, whole padded sequences for
+    sequence models (every split padded to the corpus's longest item), and the class of each item if any."""
+    part = corpus.split()[SPLITS.index(split)]
+    words, labels = part if corpus.labels is not None else (part, None)
+    if model.windowed:
+        return build_windows(words, corpus.vocab, model.config.block_size)
+    X, Y = build_sequences(words, corpus.vocab, corpus.longest + 1)
+    return (X, Y) if labels is None else (X, Y, torch.tensor(labels, dtype=torch.long))
 
 
 # ----------------------------------------------------------------------------- files
@@ -124,29 +137,20 @@ class Run:
     folder: Path
     model_name: str
     model: torch.nn.Module
-    vocab: Vocab
-    items: list[str]
+    corpus: Corpus
     train_config: TrainConfig
     state: dict = field(repr=False)
 
-    @property
-    def model_config(self):
-        return self.model.config
-
-    def windows(self, split: str):
-        """(X, Y) of one split of the lecture's split, as the model sees them."""
-        train, val, test = lecture_split(self.items, source=str(self.folder))
-        words = {"train": train, "val": val, "test": test}[split]
-        return build_windows(words, self.vocab, self.model_config.block_size)
+    def examples(self, split: str):
+        return examples(self.model, self.corpus, split)
 
 
-def checkpoint_state(model_name, model, vocab, items, train_cfg, optimizer, step, generator) -> dict:
+def checkpoint_state(model_name, model, corpus: Corpus, train_cfg, optimizer, step, generator) -> dict:
     return {
         "format": CHECKPOINT_FORMAT,
         "model_name": model_name,
         "model_config": dataclasses.asdict(model.config),
-        "vocab": vocab.chars,
-        "items": items,
+        "corpus": corpus.state(),
         "train_config": dataclasses.asdict(train_cfg),
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
@@ -178,11 +182,11 @@ def load_run(folder, device: str = "cpu") -> Run:
         model = models.build(name, config)
         model.load_state_dict(state["model"])
         train_cfg = TrainConfig(**state["train_config"])
-        vocab = Vocab(state["vocab"])
+        corpus = Corpus.from_state(state["corpus"])
     except (KeyError, TypeError, ValueError, RuntimeError, UserError) as e:
         raise UserError(f"{path}: checkpoint does not match this makemore ({type(e).__name__}: {str(e).splitlines()[0]})") from None
     model.to(resolve_device(device)).eval()
-    return Run(folder, name, model, vocab, list(state["items"]), train_cfg, state)
+    return Run(folder, name, model, corpus, train_cfg, state)
 
 
 # ----------------------------------------------------------------------------- training
@@ -194,8 +198,10 @@ class Trainer:
 
     def __init__(self, model, cfg: TrainConfig, train_data, val_data, generator: torch.Generator, device):
         self.model, self.cfg, self.device = model, cfg, device
-        self.Xtr, self.Ytr = (t.to(device) for t in train_data)
-        self.Xval, self.Yval = (t.to(device) for t in val_data)
+        self.train_data = tuple(t.to(device) for t in train_data)  # (X, Y) or (X, Y, classes)
+        self.val_data = tuple(t.to(device) for t in val_data)
+        Y = self.train_data[1]
+        self.targets_per_row = (Y != IGNORE).sum().item() / len(Y)  # 1 for windows, the mean length + 1 for words
         self.generator = generator  # on the CPU: the lecture's torch.randint stream, the same on every device
         self.optimizer = build_optimizer(model, cfg)
         self.step = 0
@@ -215,8 +221,8 @@ class Trainer:
     def evaluate(self) -> dict:
         self.last_eval = {
             "step": self.step,
-            "train_loss": evaluate(self.model, self.Xtr, self.Ytr),
-            "val_loss": evaluate(self.model, self.Xval, self.Yval),
+            "train_loss": evaluate(self.model, self.train_data),
+            "val_loss": evaluate(self.model, self.val_data),
         }
         self.emit("eval")
         return self.last_eval
@@ -228,15 +234,15 @@ class Trainer:
         elapsed_before = self.elapsed
         steps = cfg.steps
         if self.optimizer is None:  # no parameters to optimise: estimated in closed form
-            model.fit(self.Xtr, self.Ytr)
+            model.fit(*self.train_data[:2])
             steps = 0
         log_every = max(1, min(cfg.log_every, steps))
         losses = torch.zeros(log_every, device=self.device)  # batch losses since the last log, kept on device
-        n = self.Xtr.shape[0]
+        n = len(self.train_data[0])
         while self.step < steps:
             ix = torch.randint(0, n, (cfg.batch_size,), generator=self.generator).to(self.device)
-            Xb, Yb = self.Xtr[ix], self.Ytr[ix]  # (B, T), (B,)
-            _, loss = model(Xb, Yb)
+            batch = [t[ix] for t in self.train_data]  # X (B, T); Y (B,) or (B, T); classes (B,)
+            _, loss = model(*batch)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             lr = lr_at(cfg, self.step)
@@ -267,13 +273,19 @@ def make_trainer(corpus: Corpus, model_name: str, model_options: dict, cfg: Trai
     """The model built as the lecture builds it (seeded generator first, then layers in order), on the lecture's
     split of the corpus, ready to run."""
     device = resolve_device(cfg.device)
-    train_words, val_words, _ = corpus.split()
-    model_cfg = models.make_config(model_name, vocab_size=corpus.vocab.size, **model_options)
+    options = dict(model_options)
+    fields = models.config_fields(model_name)
+    if corpus.classes:
+        if "n_classes" not in fields:
+            conditioned = [name for name in models.MODELS if "n_classes" in models.config_fields(name)]
+            raise UserError(f"--condition: model {model_name!r} takes no class; conditioned models: {', '.join(conditioned)}")
+        options["n_classes"] = len(corpus.classes)
+    model_cfg = models.make_config(model_name, vocab_size=corpus.vocab.size, **options)
+    if model_cfg.block_size == 0:  # "see the whole item": the longest item and its end token
+        model_cfg.block_size = corpus.longest + 1
     generator = torch.Generator().manual_seed(cfg.seed)  # torch.manual_seed(42) before the model, as in the lecture
     model = models.build(model_name, model_cfg, generator=generator).to(device)
-    train_data = build_windows(train_words, corpus.vocab, model_cfg.block_size)
-    val_data = build_windows(val_words, corpus.vocab, model_cfg.block_size)
-    return Trainer(model, cfg, train_data, val_data, generator, device)
+    return Trainer(model, cfg, examples(model, corpus, "train"), examples(model, corpus, "val"), generator, device)
 
 
 # ----------------------------------------------------------------------------- the run folder
@@ -310,17 +322,17 @@ class RunWriter:
     def save(self, trainer: Trainer):
         from makemore.plots import loss_curve
 
-        state = checkpoint_state(self.model_name, trainer.model, self.corpus.vocab, self.corpus.items, trainer.cfg,
-                                 trainer.optimizer, trainer.step, trainer.generator)
+        state = checkpoint_state(self.model_name, trainer.model, self.corpus, trainer.cfg, trainer.optimizer,
+                                 trainer.step, trainer.generator)
         save_checkpoint(self.folder / CHECKPOINT, state)
         self.saved_step = trainer.step
-        examples = trainer.step * trainer.cfg.batch_size
+        tokens = trainer.step * trainer.cfg.batch_size * trainer.targets_per_row
         summary = {
             "model": self.model_name,
             "params": models.num_params(trainer.model),
             **trainer.last_eval,
             "time_s": round(trainer.elapsed, 3),
-            "tokens_per_s": round(examples / trainer.elapsed, 1) if trainer.elapsed > 0 else None,
+            "tokens_per_s": round(tokens / trainer.elapsed, 1) if trainer.elapsed > 0 else None,
         }
         write_atomic(self.folder / "summary.json", json.dumps(summary, indent=2) + "\n")
         loss_curve(self.metrics, self.folder / "loss.png", title=f"{self.model_name} on {self.data}")

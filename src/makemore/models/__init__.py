@@ -8,11 +8,14 @@ from makemore.errors import UserError
 from makemore.models.bigram import Bigram, BigramConfig
 from makemore.models.hierarchical import Hierarchical, HierarchicalConfig
 from makemore.models.mlp import MLP, MLPConfig
+from makemore.models.wavenet import ConvTree, ConvTreeConfig, WaveNet, WaveNetConfig
 
 MODELS = {
     "bigram": (BigramConfig, Bigram),
     "mlp": (MLPConfig, MLP),
     "hierarchical": (HierarchicalConfig, Hierarchical),
+    "conv": (ConvTreeConfig, ConvTree),
+    "wavenet": (WaveNetConfig, WaveNet),
 }
 
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from makemore.errors import UserError
+from makemore.models.base import WindowModel, levels_for
 from makemore.scratch import BatchNorm1d, Embedding, FlattenConsecutive, Linear, Sequential, Tanh
 
 
@@ -31,17 +28,6 @@ def tree(vocab_size, n_embd, n_hidden, groups, generator=None) -> Sequential:
     return Sequential(layers)
 
 
-class WindowModel(nn.Module):
-    """A model that predicts the next token from a window of the block_size previous ones."""
-
-    windowed = True
-
-    def forward(self, idx, targets=None):
-        logits = self.net(idx)  # (B, T) -> (B, vocab_size)
-        loss = None if targets is None else F.cross_entropy(logits, targets)
-        return logits, loss
-
-
 @dataclass
 class HierarchicalConfig:
     vocab_size: int = 27
@@ -54,7 +40,16 @@ class Hierarchical(WindowModel):
     def __init__(self, config: HierarchicalConfig, generator: torch.Generator | None = None):
         super().__init__()
         self.config = config
-        levels = round(math.log2(config.block_size)) if config.block_size > 0 else 0
-        if levels < 1 or 2**levels != config.block_size:
-            raise UserError(f"--context: the hierarchical model needs a power of 2 of at least 2, got {config.block_size}")
+        levels = levels_for(config.block_size)
         self.net = tree(config.vocab_size, config.n_embd, config.n_hidden, [2] * levels, generator)
+
+    # Cached generation: the tree is a dilated causal convolution, whose per-layer queues make each new
+    # character cost one step per level (see ConvTree).
+    def init_cache(self, batch_size: int, cls=None):
+        from makemore.models.wavenet import ConvTree
+
+        conv = ConvTree.from_hierarchical(self).eval()
+        return conv.init_cache(batch_size, cls)
+
+    def step(self, tokens, cache):
+        return cache.model.step(tokens, cache)

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import torch
 
 from makemore.errors import UserError
-from makemore.models.hierarchical import WindowModel, tree
+from makemore.models.base import WindowModel
+from makemore.models.hierarchical import tree
 
 
 @dataclass

@@ -1,0 +1,43 @@
+"""What the model families share: how a window model and a whole-sequence model compute their loss."""
+
+from __future__ import annotations
+
+import math
+
+import torch.nn.functional as F
+from torch import nn
+
+from makemore.data import IGNORE
+from makemore.errors import UserError
+
+
+def levels_for(block_size: int) -> int:
+    """The depth of a tree of pairs that covers block_size positions."""
+    levels = round(math.log2(block_size)) if block_size > 0 else 0
+    if levels < 1 or 2**levels != block_size:
+        raise UserError(f"--context: the tree needs a power of 2 of at least 2, got {block_size}")
+    return levels
+
+
+class WindowModel(nn.Module):
+    """Predicts the next token from a window of the block_size previous ones: idx (B, T) -> logits (B, V)."""
+
+    windowed = True
+
+    def forward(self, idx, targets=None):
+        logits = self.net(idx)  # (B, T) -> (B, V)
+        loss = None if targets is None else F.cross_entropy(logits, targets)
+        return logits, loss
+
+
+class SequenceModel(nn.Module):
+    """Predicts every position of whole sequences at once: idx (B, T) -> logits (B, T, V); position t sees
+    idx[:, :t+1] only. Targets at padding positions are IGNORE and take no part in the loss."""
+
+    windowed = False
+
+    @staticmethod
+    def loss(logits, targets):
+        if targets is None:
+            return None
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE)

@@ -1,0 +1,273 @@
+"""The lecture's tree as dilated causal convolutions, and the WaveNet of the paper (van den Oord et al. 2016).
+
+Both see whole sequences: one forward pass gives the logits of every position of every word. Both generate
+with per-layer queues of past inputs (Paine et al. 2016, "Fast WaveNet"): a new character costs one step
+per layer instead of a pass over the receptive field.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from makemore.data import BOUNDARY, IGNORE
+from makemore.errors import UserError
+from makemore.models.base import SequenceModel, levels_for
+from makemore.scratch import BatchNorm1d, Embedding, Linear
+
+
+class CausalConv1d(nn.Module):
+    """y[t] = concat(x[t-(k-1)d], ..., x[t-d], x[t]) @ W (+ b): a causal convolution of kernel k, dilation d.
+
+    W is (k * C_in, C_out) with the taps oldest first, the layout of the lecture's Linear after
+    FlattenConsecutive(k): a tree level's weight is this layer's weight, unchanged.
+    """
+
+    def __init__(self, c_in, c_out, kernel_size=2, dilation=1, bias=False, generator=None):
+        super().__init__()
+        self.kernel_size, self.dilation = kernel_size, dilation
+        fan_in = kernel_size * c_in
+        self.weight = nn.Parameter(torch.randn((fan_in, c_out), generator=generator) / fan_in**0.5)
+        self.bias = nn.Parameter(torch.zeros(c_out)) if bias else None
+
+    @property
+    def span(self) -> int:
+        return (self.kernel_size - 1) * self.dilation  # how far back the oldest tap reaches
+
+    def forward(self, x, pad: bool = True):
+        """(B, T, C_in) -> (B, T, C_out), zero history before t = 0; with pad=False, the positions that have
+        their whole history in x: (B, T - span, C_out)."""
+        if pad:
+            x = F.pad(x, (0, 0, self.span, 0))  # zeros before the first position
+        T = x.shape[1] - self.span
+        d = self.dilation
+        taps = torch.cat([x[:, i * d : i * d + T] for i in range(self.kernel_size)], dim=-1)  # (B, T, k*C_in)
+        out = taps @ self.weight
+        return out if self.bias is None else out + self.bias
+
+    def empty_queue(self, batch_size: int) -> torch.Tensor:
+        return self.weight.new_zeros(batch_size, self.span, self.weight.shape[0] // self.kernel_size)
+
+    def step(self, x, queue):
+        """One position: x (B, C_in) and the queue of the last span inputs (B, span, C_in), oldest first.
+        Returns y (B, C_out) and the queue moved on by one."""
+        d = self.dilation
+        taps = torch.cat([queue[:, i * d] for i in range(self.kernel_size - 1)] + [x], dim=-1)  # (B, k*C_in)
+        out = taps @ self.weight
+        if self.bias is not None:
+            out = out + self.bias
+        return out, torch.cat([queue[:, 1:], x[:, None]], dim=1)
+
+
+@dataclass
+class ConvCache:
+    """What cached generation keeps between steps: one queue per convolution, and the class embedding."""
+
+    model: nn.Module  # the module whose step() reads this cache
+    queues: list
+    cond: torch.Tensor | None = None
+
+
+# ----------------------------------------------------------------------------- the lecture's tree as a convolution
+
+
+@dataclass
+class ConvTreeConfig:
+    vocab_size: int = 27
+    block_size: int = 8  # the receptive field: 2 ** levels
+    n_embd: int = 24
+    n_hidden: int = 128
+
+
+class ConvTree(SequenceModel):
+    """Embedding, then per level l: CausalConv1d(kernel 2, dilation 2**l) + BatchNorm + Tanh; then Linear.
+
+    The input is left-padded with block_size - 1 boundary tokens and the convolutions are unpadded, so each
+    position sees exactly the lecture's window: with the same weights, position t's logits are the tree's
+    logits for the window that ends at t.
+    """
+
+    def __init__(self, config: ConvTreeConfig, generator: torch.Generator | None = None):
+        super().__init__()
+        self.config = config
+        levels = levels_for(config.block_size)
+        self.embedding = Embedding(config.vocab_size, config.n_embd, generator=generator)
+        self.convs, self.norms = nn.ModuleList(), nn.ModuleList()
+        fan_in = config.n_embd
+        for level in range(levels):  # the tree's init order: each level's weight, then the head
+            self.convs.append(CausalConv1d(fan_in, config.n_hidden, 2, 2**level, generator=generator))
+            self.norms.append(BatchNorm1d(config.n_hidden))
+            fan_in = config.n_hidden
+        self.head = Linear(config.n_hidden, config.vocab_size, generator=generator)
+        with torch.no_grad():
+            self.head.weight *= 0.1
+
+    @property
+    def receptive_field(self) -> int:
+        return self.config.block_size
+
+    def forward(self, idx, targets=None, cls=None):
+        pad = self.config.block_size - 1
+        x = self.embedding(F.pad(idx, (pad, 0), value=BOUNDARY))  # (B, T + pad, C)
+        mask = None  # the positions that enter BatchNorm's batch statistics: none past a word's end
+        if self.training and targets is not None:
+            mask = F.pad(targets != IGNORE, (pad, 0), value=True)  # (B, T + pad)
+        for conv, norm in zip(self.convs, self.norms):
+            x = conv(x, pad=False)  # (B, T', H): each level drops the first `dilation` positions
+            mask = None if mask is None else mask[:, conv.dilation :]
+            x = torch.tanh(norm(x, mask))
+        logits = self.head(x)  # (B, T, V)
+        return logits, self.loss(logits, targets)
+
+    @classmethod
+    def from_hierarchical(cls, tree) -> ConvTree:
+        """The conv form of a trained `hierarchical` model: the same weights and running statistics."""
+        c = tree.config
+        model = cls(ConvTreeConfig(c.vocab_size, c.block_size, c.n_embd, c.n_hidden))
+        layers = tree.net.layers  # Embedding, (FlattenConsecutive, Linear, BatchNorm1d, Tanh) per level, Linear
+        state = {"embedding.weight": layers[0].weight, "head.weight": layers[-1].weight, "head.bias": layers[-1].bias}
+        for level in range(len(model.convs)):
+            linear, norm = layers[2 + 4 * level], layers[3 + 4 * level]
+            state[f"convs.{level}.weight"] = linear.weight
+            for key, value in norm.state_dict().items():
+                state[f"norms.{level}.{key}"] = value
+        model.load_state_dict({k: v.detach() for k, v in state.items()})
+        return model.to(layers[0].weight.device).train(tree.training)
+
+    def init_cache(self, batch_size: int, cls=None) -> ConvCache:
+        cache = ConvCache(self, [conv.empty_queue(batch_size) for conv in self.convs])
+        boundary = torch.full((batch_size,), BOUNDARY, dtype=torch.long, device=self.head.weight.device)
+        for _ in range(self.config.block_size - 1):  # the left padding of forward(), stepped into the queues
+            self.step(boundary, cache)
+        return cache
+
+    def step(self, tokens, cache: ConvCache):
+        """tokens (B,) at the next position -> logits (B, V) for the one after."""
+        x = self.embedding(tokens)  # (B, C)
+        for k, (conv, norm) in enumerate(zip(self.convs, self.norms)):
+            x, cache.queues[k] = conv.step(x, cache.queues[k])
+            x = torch.tanh(norm(x))
+        return self.head(x)
+
+
+# ----------------------------------------------------------------------------- the paper's WaveNet
+
+
+NORMS = ("batch", "layer", "none")
+
+
+class Norm(nn.Module):
+    """BatchNorm (over the valid positions), LayerNorm or nothing, chosen by name."""
+
+    def __init__(self, kind: str, dim: int):
+        super().__init__()
+        if kind not in NORMS:
+            raise UserError(f"--norm: expected one of {', '.join(NORMS)}, got {kind!r}")
+        self.kind = kind
+        self.norm = {"batch": lambda: BatchNorm1d(dim), "layer": lambda: nn.LayerNorm(dim), "none": nn.Identity}[kind]()
+
+    def forward(self, x, mask=None):
+        return self.norm(x, mask) if self.kind == "batch" else self.norm(x)
+
+
+class GatedResidualBlock(nn.Module):
+    """z = tanh(W_f * x + V_f h) * sigmoid(W_g * x + V_g h); x + 1x1(z) to the next block, 1x1(z) to the skips."""
+
+    def __init__(self, n_embd, n_skip, kernel_size, dilation, norm, generator=None):
+        super().__init__()
+        self.conv = CausalConv1d(n_embd, 2 * n_embd, kernel_size, dilation, bias=True, generator=generator)
+        self.norm = Norm(norm, 2 * n_embd)
+        self.residual = Linear(n_embd, n_embd, generator=generator)
+        self.skip = Linear(n_embd, n_skip, generator=generator)
+
+    def gate(self, h, cond, mask=None):
+        if cond is not None:
+            h = h + cond  # global conditioning: the class's embedding, the same at every position
+        f, g = self.norm(h, mask).chunk(2, dim=-1)
+        return torch.tanh(f) * torch.sigmoid(g)
+
+    def forward(self, x, cond=None, mask=None):  # x (B, T, C) -> (B, T, C), skip (B, T, S)
+        z = self.gate(self.conv(x), cond, mask)
+        return x + self.residual(z), self.skip(z)
+
+    def step(self, x, queue, cond=None):  # x (B, C) -> (B, C), skip (B, S), queue
+        h, queue = self.conv.step(x, queue)
+        z = self.gate(h, cond)
+        return x + self.residual(z), self.skip(z), queue
+
+
+@dataclass
+class WaveNetConfig:
+    vocab_size: int = 27
+    block_size: int = 0  # the receptive field to reach; 0: the longest item + 1, so every position sees the whole word
+    n_embd: int = 48  # residual channels
+    n_skip: int = 128  # skip channels
+    n_stacks: int = 1  # stacks of dilations 1, 2, ..., 2**(layers - 1)
+    kernel_size: int = 2
+    norm: str = "batch"  # batch | layer | none
+    n_classes: int = 0  # global conditioning: one embedding per class, added to every layer
+
+
+class WaveNet(SequenceModel):
+    def __init__(self, config: WaveNetConfig, generator: torch.Generator | None = None):
+        super().__init__()
+        self.config = config
+        if config.block_size < 1:
+            raise ValueError("WaveNetConfig.block_size must be set (0 means: from the data, at training)")
+        if config.kernel_size < 2 or config.n_stacks < 1:
+            raise UserError("the WaveNet needs kernel_size >= 2 and n_stacks >= 1")
+        k, stacks = config.kernel_size, config.n_stacks
+        layers = 1
+        while stacks * (k**layers - 1) + 1 < config.block_size:  # receptive field: stacks * (k**layers - 1) + 1
+            layers += 1
+        dilations = [k**i for i in range(layers)] * stacks
+        self.embedding = Embedding(config.vocab_size, config.n_embd, generator=generator)
+        self.blocks = nn.ModuleList(
+            GatedResidualBlock(config.n_embd, config.n_skip, k, d, config.norm, generator) for d in dilations
+        )
+        self.cond = None
+        if config.n_classes:
+            self.cond = Embedding(config.n_classes, len(dilations) * 2 * config.n_embd, generator=generator)
+        self.head1 = Linear(config.n_skip, config.n_skip, generator=generator)
+        self.head2 = Linear(config.n_skip, config.vocab_size, generator=generator)
+        with torch.no_grad():
+            self.head2.weight *= 0.1  # less confident at init: a loss near ln(vocab_size)
+
+    @property
+    def receptive_field(self) -> int:
+        return sum(block.conv.span for block in self.blocks) + 1
+
+    def class_embeddings(self, cls, batch_size):
+        """(B, n_layers, 2C), or a list of None when the model is not conditioned."""
+        if self.cond is None:
+            return [None] * len(self.blocks)
+        if cls is None:
+            raise UserError("this model is conditioned on a class: give one (--class)")
+        return self.cond(cls).view(batch_size, len(self.blocks), -1).unbind(1)
+
+    def forward(self, idx, targets=None, cls=None):
+        B, T = idx.shape
+        x = self.embedding(idx)  # (B, T, C)
+        mask = (targets != IGNORE) if self.training and targets is not None else None
+        skips = 0
+        for block, cond in zip(self.blocks, self.class_embeddings(cls, B)):
+            x, skip = block(x, None if cond is None else cond[:, None], mask)
+            skips = skips + skip  # (B, T, S)
+        logits = self.head2(F.relu(self.head1(F.relu(skips))))  # (B, T, V)
+        return logits, self.loss(logits, targets)
+
+    def init_cache(self, batch_size: int, cls=None) -> ConvCache:
+        return ConvCache(self, [block.conv.empty_queue(batch_size) for block in self.blocks],
+                         self.class_embeddings(cls, batch_size))
+
+    def step(self, tokens, cache: ConvCache):
+        x = self.embedding(tokens)  # (B, C)
+        skips = 0
+        for k, (block, cond) in enumerate(zip(self.blocks, cache.cond)):
+            x, skip, cache.queues[k] = block.step(x, cache.queues[k], cond)
+            skips = skips + skip
+        return self.head2(F.relu(self.head1(F.relu(skips))))
