@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))  # the lecture's literal notebook code, benchmarks/lecture_loop.py
 SHARED_DATA = ROOT.parent / "shared" / "data"
 if "MAKEMORE_DATA" not in os.environ and SHARED_DATA.is_dir():
     os.environ["MAKEMORE_DATA"] = str(SHARED_DATA)

@@ -5,7 +5,7 @@ from makemore import models
 from makemore.data import Vocab, build_windows, lecture_split
 from makemore.train import TrainConfig, Trainer, evaluate, lr_at
 
-import lecture_reference
+import lecture_loop
 
 
 def test_lr_schedules():
@@ -27,8 +27,8 @@ def test_training_reproduces_the_lecture_step_for_step(names):
     Xtr, Ytr = build_windows(train, vocab, 8)
     Xval, Yval = build_windows(val, vocab, 8)
 
-    ref = lecture_reference.lecture_model(vocab.size)
-    ref_losses = lecture_reference.lecture_train(ref, Xtr, Ytr, steps)
+    ref = lecture_loop.lecture_model(vocab.size)
+    ref_losses = lecture_loop.lecture_train(ref, Xtr, Ytr, steps)
 
     generator = torch.Generator().manual_seed(42)
     model = models.build("hierarchical", models.make_config("hierarchical", vocab_size=vocab.size), generator=generator)

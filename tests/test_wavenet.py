@@ -3,7 +3,6 @@
 import pytest
 import torch
 
-from makemore import models
 from makemore.data import IGNORE, Corpus, Vocab, build_sequences, build_windows
 from makemore.errors import UserError
 from makemore.models.wavenet import ConvTree, GatedResidualBlock

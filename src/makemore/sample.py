@@ -23,8 +23,10 @@ def next_token(logits, temperature: float, top_k: int | None, generator):
     if top_k is not None and top_k < logits.shape[-1]:
         kth = torch.topk(logits, top_k, dim=-1).values[:, [-1]]  # (B, 1)
         logits = logits.masked_fill(logits < kth, float("-inf"))
-    probs = F.softmax(logits, dim=-1)
-    return torch.multinomial(probs, num_samples=1, generator=generator)
+    cdf = F.softmax(logits, dim=-1).cumsum(dim=-1)  # (B, V)
+    # inverse-CDF sampling: one uniform per row (torch.multinomial draws one exponential per row and token)
+    u = torch.rand((cdf.shape[0], 1), generator=generator, device=cdf.device) * cdf[:, -1:]
+    return (cdf < u).sum(dim=-1, keepdim=True)  # (B, 1); u < cdf[:, -1] keeps it below V
 
 
 class NaiveStep:
@@ -36,6 +38,10 @@ class NaiveStep:
         self.context = model.config.block_size if model.windowed else model.receptive_field
         pad = self.context - 1 if model.windowed else 0  # a window model starts from block_size boundary tokens
         self.history = torch.full((batch_size, pad), BOUNDARY, dtype=torch.long, device=device)
+
+    def select(self, rows):
+        self.history = self.history[rows]
+        self.cls = None if self.cls is None else self.cls[rows]
 
     def __call__(self, tokens):  # (B,) -> (B, V)
         self.history = torch.cat([self.history, tokens[:, None]], dim=1)[:, -self.context :]
@@ -50,6 +56,9 @@ class CachedStep:
 
     def __init__(self, model, batch_size: int, device, cls=None):
         self.model, self.cache = model, model.init_cache(batch_size, cls)
+
+    def select(self, rows):
+        self.cache.select(rows)
 
     def __call__(self, tokens):
         return self.model.step(tokens, self.cache)
@@ -87,15 +96,20 @@ def generate(
     step = (CachedStep if cached and has_cache(model) else NaiveStep)(model, n, device, classes)
     for token in [BOUNDARY] + vocab.encode(prefix):
         logits = step(torch.full((n,), token, dtype=torch.long, device=device))  # (B, V)
-    out = torch.empty((n, max(max_len - len(prefix), 0)), dtype=torch.long, device=device)  # (B, L)
+    out = torch.full((n, max(max_len - len(prefix), 0)), BOUNDARY, dtype=torch.long, device=device)  # (n, L)
+    rows = torch.arange(n, device=device)  # the words still being generated: row b of the batch is word rows[b]
     for t in range(out.shape[1]):
-        ix = next_token(logits, temperature, top_k, generator)  # (B, 1)
-        out[:, t] = ix[:, 0]
-        if t % 8 == 7 and (out[:, : t + 1] == BOUNDARY).any(dim=1).all():  # every word has ended
-            out = out[:, : t + 1]
-            break
+        ix = next_token(logits, temperature, top_k, generator)[:, 0]  # (B,)
+        out[rows, t] = ix
+        going = ix != BOUNDARY
+        if not going.all():  # words that ended leave the batch
+            keep = going.nonzero()[:, 0]
+            if len(keep) == 0:
+                break
+            rows, ix = rows[keep], ix[keep]
+            step.select(keep)
         if t + 1 < out.shape[1]:
-            logits = step(ix[:, 0])
+            logits = step(ix)
     model.train(was_training)
     return [prefix + vocab.decode(row) for row in out.tolist()]
 

@@ -7,7 +7,6 @@ per layer instead of a pass over the receptive field.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -52,24 +51,30 @@ class CausalConv1d(nn.Module):
     def empty_queue(self, batch_size: int) -> torch.Tensor:
         return self.weight.new_zeros(batch_size, self.span, self.weight.shape[0] // self.kernel_size)
 
-    def step(self, x, queue):
-        """One position: x (B, C_in) and the queue of the last span inputs (B, span, C_in), oldest first.
-        Returns y (B, C_out) and the queue moved on by one."""
-        d = self.dilation
-        taps = torch.cat([queue[:, i * d] for i in range(self.kernel_size - 1)] + [x], dim=-1)  # (B, k*C_in)
-        out = taps @ self.weight
-        if self.bias is not None:
-            out = out + self.bias
-        return out, torch.cat([queue[:, 1:], x[:, None]], dim=1)
+    def step(self, x, queue, t: int):
+        """Position t: x (B, C_in) -> y (B, C_out). queue (B, span, C_in) is a ring of the last span inputs,
+        the input of position t - j at slot (t - j) % span; x takes the oldest one's slot."""
+        d, span = self.dilation, self.span
+        taps = [queue[:, (t - (self.kernel_size - 1 - i) * d) % span] for i in range(self.kernel_size - 1)]
+        out = torch.cat(taps + [x], dim=-1) @ self.weight  # (B, k*C_in) @ (k*C_in, C_out)
+        queue[:, t % span] = x
+        return out if self.bias is None else out + self.bias
 
 
 @dataclass
 class ConvCache:
-    """What cached generation keeps between steps: one queue per convolution, and the class embedding."""
+    """What cached generation keeps between steps: one queue per convolution, the class embeddings, and the
+    position of the next step."""
 
     model: nn.Module  # the module whose step() reads this cache
     queues: list
-    cond: torch.Tensor | None = None
+    cond: list
+    t: int = 0
+
+    def select(self, rows):
+        """Keep only these rows of the batch (words that have ended leave it)."""
+        self.queues = [q[rows] for q in self.queues]
+        self.cond = [None if c is None else c[rows] for c in self.cond]
 
 
 # ----------------------------------------------------------------------------- the lecture's tree as a convolution
@@ -139,18 +144,19 @@ class ConvTree(SequenceModel):
         return model.to(layers[0].weight.device).train(tree.training)
 
     def init_cache(self, batch_size: int, cls=None) -> ConvCache:
-        cache = ConvCache(self, [conv.empty_queue(batch_size) for conv in self.convs])
-        boundary = torch.full((batch_size,), BOUNDARY, dtype=torch.long, device=self.head.weight.device)
+        cache = ConvCache(self, [conv.empty_queue(1) for conv in self.convs], [None] * len(self.convs))
+        boundary = torch.full((1,), BOUNDARY, dtype=torch.long, device=self.head.weight.device)
         for _ in range(self.config.block_size - 1):  # the left padding of forward(), stepped into the queues
             self.step(boundary, cache)
+        cache.queues = [q.expand(batch_size, -1, -1).contiguous() for q in cache.queues]  # the same for every row
         return cache
 
     def step(self, tokens, cache: ConvCache):
         """tokens (B,) at the next position -> logits (B, V) for the one after."""
         x = self.embedding(tokens)  # (B, C)
-        for k, (conv, norm) in enumerate(zip(self.convs, self.norms)):
-            x, cache.queues[k] = conv.step(x, cache.queues[k])
-            x = torch.tanh(norm(x))
+        for conv, norm, queue in zip(self.convs, self.norms, cache.queues):
+            x = torch.tanh(norm(conv.step(x, queue, cache.t)))
+        cache.t += 1
         return self.head(x)
 
 
@@ -177,8 +183,9 @@ class Norm(nn.Module):
 class GatedResidualBlock(nn.Module):
     """z = tanh(W_f * x + V_f h) * sigmoid(W_g * x + V_g h); x + 1x1(z) to the next block, 1x1(z) to the skips."""
 
-    def __init__(self, n_embd, n_skip, kernel_size, dilation, norm, generator=None):
+    def __init__(self, n_embd, n_skip, kernel_size, dilation, norm, dropout=0.0, generator=None):
         super().__init__()
+        self.dropout = nn.Dropout(dropout)
         self.conv = CausalConv1d(n_embd, 2 * n_embd, kernel_size, dilation, bias=True, generator=generator)
         self.norm = Norm(norm, 2 * n_embd)
         self.residual = Linear(n_embd, n_embd, generator=generator)
@@ -191,13 +198,12 @@ class GatedResidualBlock(nn.Module):
         return torch.tanh(f) * torch.sigmoid(g)
 
     def forward(self, x, cond=None, mask=None):  # x (B, T, C) -> (B, T, C), skip (B, T, S)
-        z = self.gate(self.conv(x), cond, mask)
+        z = self.dropout(self.gate(self.conv(x), cond, mask))
         return x + self.residual(z), self.skip(z)
 
-    def step(self, x, queue, cond=None):  # x (B, C) -> (B, C), skip (B, S), queue
-        h, queue = self.conv.step(x, queue)
-        z = self.gate(h, cond)
-        return x + self.residual(z), self.skip(z), queue
+    def step(self, x, queue, t, cond=None):  # x (B, C) -> (B, C), skip (B, S)
+        z = self.gate(self.conv.step(x, queue, t), cond)
+        return x + self.residual(z), self.skip(z)
 
 
 @dataclass
@@ -210,6 +216,7 @@ class WaveNetConfig:
     kernel_size: int = 2
     norm: str = "batch"  # batch | layer | none
     n_classes: int = 0  # global conditioning: one embedding per class, added to every layer
+    dropout: float = 0.0  # on each layer's gated output, in training
 
 
 class WaveNet(SequenceModel):
@@ -227,7 +234,8 @@ class WaveNet(SequenceModel):
         dilations = [k**i for i in range(layers)] * stacks
         self.embedding = Embedding(config.vocab_size, config.n_embd, generator=generator)
         self.blocks = nn.ModuleList(
-            GatedResidualBlock(config.n_embd, config.n_skip, k, d, config.norm, generator) for d in dilations
+            GatedResidualBlock(config.n_embd, config.n_skip, k, d, config.norm, config.dropout, generator)
+            for d in dilations
         )
         self.cond = None
         if config.n_classes:
@@ -267,7 +275,8 @@ class WaveNet(SequenceModel):
     def step(self, tokens, cache: ConvCache):
         x = self.embedding(tokens)  # (B, C)
         skips = 0
-        for k, (block, cond) in enumerate(zip(self.blocks, cache.cond)):
-            x, skip, cache.queues[k] = block.step(x, cache.queues[k], cond)
+        for block, queue, cond in zip(self.blocks, cache.queues, cache.cond):
+            x, skip = block.step(x, queue, cache.t, cond)
             skips = skips + skip
+        cache.t += 1
         return self.head2(F.relu(self.head1(F.relu(skips))))

@@ -1,10 +1,24 @@
-"""The lecture's notebook code (makemore part 5), kept literal: plain classes, global RNG, manual SGD.
+"""The lecture's notebook code (makemore part 5), kept literal: plain classes, global RNG, manual SGD,
+one-name-at-a-time sampling.
 
-Tests train it side by side with makemore's library to prove the library reproduces it step for step.
+Benchmarks time it as the anchor; tests train it side by side with makemore's library to prove the library
+reproduces it step for step.
 """
 
 import torch
 import torch.nn.functional as F
+
+
+def build_dataset(words, stoi, block_size=8):
+    X, Y = [], []
+    for w in words:
+        context = [0] * block_size
+        for ch in w + ".":
+            ix = stoi[ch]
+            X.append(context)
+            Y.append(ix)
+            context = context[1:] + [ix]
+    return torch.tensor(X), torch.tensor(Y)
 
 
 class Linear:
@@ -139,3 +153,34 @@ def lecture_train(model, Xtr, Ytr, max_steps, batch_size=32):
             p.data += -lr * p.grad
         lossi.append(loss.item())
     return lossi
+
+
+@torch.no_grad()
+def split_loss(model, X, Y):
+    for layer in model.layers:
+        layer.training = False
+    loss = F.cross_entropy(model(X), Y).item()
+    for layer in model.layers:
+        layer.training = True
+    return loss
+
+
+@torch.no_grad()
+def lecture_sample(model, itos, n, block_size=8):
+    """The lecture's sampling loop: one name at a time, one character at a time."""
+    for layer in model.layers:
+        layer.training = False
+    names = []
+    for _ in range(n):
+        out = []
+        context = [0] * block_size
+        while True:
+            logits = model(torch.tensor([context]))
+            probs = F.softmax(logits, dim=1)
+            ix = torch.multinomial(probs, num_samples=1).item()
+            context = context[1:] + [ix]
+            out.append(ix)
+            if ix == 0:
+                break
+        names.append("".join(itos[i] for i in out[:-1]))
+    return names
