@@ -26,9 +26,9 @@ from makemore.train import TrainConfig, evaluate, make_trainer
 TARGET = 1.9937
 # The conv recipe: the paper's gated WaveNet seeing the whole word, AdamW, batches of whole words.
 CONV_MODEL = "wavenet"
-CONV_OPTIONS = {}
-CONV_TRAIN = dict(steps=8000, batch_size=64, optimizer="adamw", lr=4e-3, weight_decay=0.05, schedule="cosine")
-CHECK_EVERY = 250  # steps between val checks while racing to the target
+CONV_OPTIONS = dict(dropout=0.1)
+CONV_TRAIN = dict(steps=1800, batch_size=128, optimizer="adamw", lr=8e-3, weight_decay=0.05, schedule="cosine")
+CHECK_EVERY = 100  # steps between val checks while racing to the target (each costs about 0.1 s)
 
 
 def time_lecture_loop(words, steps):

@@ -17,7 +17,7 @@ def test_conv_equals_the_lectures_tree_at_every_val_position(names):
     """A trained hierarchical model's weights, loaded into the conv model: every position of every val word
     gets the windowed model's logits."""
     corpus = Corpus("names", names, Vocab.from_items(names))
-    trainer = make_trainer(corpus, "hierarchical", {}, TrainConfig(steps=300, eval_every=10**9))
+    trainer = make_trainer(corpus, "hierarchical", {}, TrainConfig(steps=300, eval_every=10**9, device="cpu"))
     trainer.run()
     tree = trainer.model.eval()
     conv = ConvTree.from_hierarchical(tree).eval()
@@ -87,7 +87,7 @@ def test_receptive_field(stacks, kernel, block_size, expected):
 
 
 def test_default_receptive_field_covers_the_longest_item():
-    trainer = make_trainer(CORPUS, "wavenet", dict(n_embd=8, n_skip=8), TrainConfig(steps=1))
+    trainer = make_trainer(CORPUS, "wavenet", dict(n_embd=8, n_skip=8), TrainConfig(steps=1, device="cpu"))
     assert trainer.model.config.block_size == max(map(len, ITEMS)) + 1
     assert trainer.model.receptive_field >= max(map(len, ITEMS)) + 1
 

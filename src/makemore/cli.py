@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -10,7 +11,8 @@ from makemore.errors import UserError
 
 # flag -> model config field; a flag is accepted only by the models whose config has the field
 MODEL_FLAGS = {"context": "block_size", "n_embd": "n_embd", "n_hidden": "n_hidden", "smoothing": "smoothing",
-               "n_skip": "n_skip", "n_stacks": "n_stacks", "norm": "norm"}
+               "n_skip": "n_skip", "n_stacks": "n_stacks", "kernel_size": "kernel_size", "norm": "norm",
+               "dropout": "dropout"}
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -20,44 +22,28 @@ class ArgumentParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def bounded(convert, low, *, low_inclusive=False, high=None, what):
+    """An argparse type: a finite number above (or from) low and below high; else a one-line message."""
+
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        ok = (value is not None and math.isfinite(value) and (value >= low if low_inclusive else value > low)
+              and (high is None or value < high))
+        if not ok:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    return parse
 
 
-def non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
-
-
-def positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def non_negative_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}")
-    return value
+positive_int = bounded(int, 0, what="a positive integer")
+non_negative_int = bounded(int, 0, low_inclusive=True, what="a non-negative integer")
+positive_float = bounded(float, 0, what="a positive number")
+non_negative_float = bounded(float, 0, low_inclusive=True, what="a non-negative number")
+unit_interval = bounded(float, 0, low_inclusive=True, high=1, what="a number in [0, 1)")
 
 
 def build_parser() -> ArgumentParser:
@@ -81,7 +67,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--smoothing", type=non_negative_float, help="bigram: add-k smoothing")
     p.add_argument("--n-skip", type=positive_int, help="wavenet: skip channels")
     p.add_argument("--n-stacks", type=positive_int, help="wavenet: stacks of dilations 1 .. 2**k")
+    p.add_argument("--kernel-size", type=positive_int, help="wavenet: convolution kernel")
     p.add_argument("--norm", choices=NORMS, help="wavenet: normalisation in each layer")
+    p.add_argument("--dropout", type=unit_interval, help="wavenet: dropout on each layer's gated output")
     p.add_argument("--steps", type=positive_int, default=defaults.steps)
     p.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer)
