@@ -49,11 +49,11 @@ class BatchNorm1d(nn.Module):
                 xmean = x.mean(dims, keepdim=True)
                 xvar = x.var(dims, keepdim=True, unbiased=self.unbiased)
                 n = x.numel() // x.shape[-1]
-            else:
-                valid = x[mask]  # (N, C)
-                xmean = valid.mean(0)
-                xvar = valid.var(0, unbiased=self.unbiased)
-                n = valid.shape[0]
+            else:  # weights rather than indexing: no gather and scatter in the backward pass
+                m = mask.unsqueeze(-1).to(x.dtype)  # (B, T, 1)
+                n = m.sum()
+                xmean = (x * m).sum((0, 1)) / n
+                xvar = ((x - xmean) ** 2 * m).sum((0, 1)) / (n - 1 if self.unbiased else n)
         else:
             xmean, xvar = self.running_mean, self.running_var
         xhat = (x - xmean) / torch.sqrt(xvar + self.eps)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import math
-import io
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -258,13 +258,12 @@ class Trainer:
             losses[self.step % log_every] = loss.detach()
             self.step += 1
             if self.step % log_every == 0 or self.step == steps:
-                k = (self.step - 1) % log_every + 1
-                batch = losses[:k]
+                recent = losses[: (self.step - 1) % log_every + 1]
                 self.elapsed = elapsed_before + time.perf_counter() - self.started
                 self.last_log = {
                     "step": self.step,
-                    "loss": batch.mean().item(),
-                    "log10_loss": batch.log10().mean().item(),
+                    "loss": recent.mean().item(),
+                    "log10_loss": recent.log10().mean().item(),
                     "lr": lr,
                     "time": self.elapsed,
                 }
@@ -352,7 +351,8 @@ class progress_bar:
     def __init__(self, trainer: Trainer):
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=trainer.cfg.steps, unit="step", dynamic_ncols=True, smoothing=0.1, mininterval=0.5)
+        steps = trainer.cfg.steps if trainer.optimizer is not None else 0  # a count table needs no steps
+        self.bar = tqdm(total=steps, unit="step", dynamic_ncols=True, smoothing=0.1, mininterval=0.5)
 
     def __enter__(self):
         return self
