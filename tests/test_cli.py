@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from makemore.data import Vocab
+from makemore.models import MODELS
 
 from conftest import assert_one_line_error, make_items, run_cli
 
@@ -181,3 +182,17 @@ def test_top_k_is_clamped_to_the_vocabulary(trained_run):
     run, _, _ = trained_run
     result = run_cli("sample", run, "-n", 3, "--top-k", 10_000, "--seed", 3)
     assert result.returncode == 0 and len(result.stdout.splitlines()) == 4
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_every_model_trains_and_samples_from_the_cli(word_file, tmp_path, model):
+    run = tmp_path / model
+    result = run_cli("train", word_file, "--model", model, "--steps", 20, "--batch-size", 8, "--optimizer", "adamw",
+                     "--lr", 0.01, "--eval-every", 10, "--out", run, "--samples", 3)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["model"] == model and math.isfinite(summary["val_loss"])
+    sample = run_cli("sample", run, "-n", 4, "--seed", 0)
+    assert sample.returncode == 0, sample.stderr
+    assert len(sample.stdout.splitlines()) == 5
+    assert run_cli("eval", run, "--split", "test").stdout.startswith("test ")

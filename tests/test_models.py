@@ -19,6 +19,10 @@ TINY = {  # small but complete models of every registered family
     "hierarchical": dict(block_size=8, n_embd=6, n_hidden=16),
     "conv": dict(block_size=8, n_embd=6, n_hidden=16),
     "wavenet": dict(block_size=16, n_embd=8, n_skip=16),
+    "rnn": dict(n_embd=8, n_hidden=16),
+    "gru": dict(n_embd=8, n_hidden=16),
+    "lstm": dict(n_embd=8, n_hidden=16, n_layers=2),
+    "transformer": dict(block_size=16, n_embd=16, n_head=2, n_layers=2),
 }
 
 
@@ -45,7 +49,7 @@ def test_every_model_is_registered_and_tested():
 
 
 def test_unknown_model_lists_the_valid_ones():
-    with pytest.raises(UserError, match="unknown model 'wavenet2'; valid models: bigram, mlp, hierarchical, conv, wavenet"):
+    with pytest.raises(UserError, match="unknown model 'wavenet2'; valid models: bigram, mlp, hierarchical, conv, wavenet, rnn"):
         models.lookup("wavenet2")
 
 
@@ -119,6 +123,33 @@ def test_checkpoint_round_trip_gives_identical_logits(name, tmp_path):
     assert run.model_name == name and run.corpus == CORPUS and run.train_config == cfg
     X = all_inputs(model)[0]
     assert torch.equal(run.model(X)[0], model(X)[0])
+
+
+@pytest.mark.parametrize("name", [name for name in TINY if name != "bigram"])  # counts cannot be overfitted
+def test_can_overfit_one_small_batch(name):
+    model = build(name, **({"n_hidden": 64} if name in ("mlp", "hierarchical", "conv") else {}))
+    # a window model gets one word's windows; a sequence model 8 whole words, whose shared prefixes leave
+    # some next characters uncertain: the loss can only go down to that floor
+    words = ITEMS[:1] if model.windowed else ITEMS[:8]
+    X, Y = build_windows(words, VOCAB, model.config.block_size) if model.windowed else build_sequences(words, VOCAB)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.02)
+    for _ in range(400):
+        _, loss = model(X, Y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < prefix_entropy(words) + 0.1, loss.item()  # from about ln(V) = 3.1: it memorised the batch
+
+
+def prefix_entropy(words) -> float:
+    """The least mean loss per position on these words: the entropy of each next character given its prefix."""
+    nexts = {}
+    for w in words:
+        for i in range(len(w) + 1):
+            counter = nexts.setdefault(w[:i], {})
+            counter[w[i : i + 1]] = counter.get(w[i : i + 1], 0) + 1
+    total = sum(-c * math.log(c / sum(counts.values())) for counts in nexts.values() for c in counts.values())
+    return total / sum(len(w) + 1 for w in words)
 
 
 def test_bigram_is_smoothed_counts():

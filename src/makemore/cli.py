@@ -12,7 +12,7 @@ from makemore.errors import UserError
 # flag -> model config field; a flag is accepted only by the models whose config has the field
 MODEL_FLAGS = {"context": "block_size", "n_embd": "n_embd", "n_hidden": "n_hidden", "smoothing": "smoothing",
                "n_skip": "n_skip", "n_stacks": "n_stacks", "kernel_size": "kernel_size", "norm": "norm",
-               "dropout": "dropout"}
+               "dropout": "dropout", "n_layers": "n_layers", "n_head": "n_head"}
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -69,7 +69,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--n-stacks", type=positive_int, help="wavenet: stacks of dilations 1 .. 2**k")
     p.add_argument("--kernel-size", type=positive_int, help="wavenet: convolution kernel")
     p.add_argument("--norm", choices=NORMS, help="wavenet: normalisation in each layer")
-    p.add_argument("--dropout", type=unit_interval, help="wavenet: dropout on each layer's gated output")
+    p.add_argument("--dropout", type=unit_interval, help="wavenet, rnn, gru, lstm, transformer: dropout")
+    p.add_argument("--n-layers", type=positive_int, help="rnn, gru, lstm, transformer: layers")
+    p.add_argument("--n-head", type=positive_int, help="transformer: attention heads")
     p.add_argument("--steps", type=positive_int, default=defaults.steps)
     p.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer)
@@ -182,10 +184,11 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    from makemore.models import device_of
     from makemore.train import evaluate, load_run
 
     run = load_run(args.run, device=args.device)
-    device = next(run.model.parameters(), next(run.model.buffers())).device
+    device = device_of(run.model)
     for split in args.split:
         data = tuple(t.to(device) for t in run.examples(split))
         print(f"{split} {evaluate(run.model, data):.4f}")
@@ -195,9 +198,10 @@ def cmd_eval(args) -> int:
 def print_samples(model, vocab, known, n, *, seed=None, max_len, novel_only=False, **options):
     import torch
 
+    from makemore.models import device_of
     from makemore.sample import generate, novelty
 
-    device = next(model.parameters(), next(model.buffers())).device
+    device = device_of(model)
     generator = torch.Generator(device=device)
     if seed is None:
         generator.seed()

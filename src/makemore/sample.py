@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from makemore.data import BOUNDARY, Vocab
 from makemore.errors import UserError
+from makemore.models import device_of
 
 
 def check_sampling_options(vocab: Vocab, temperature: float, prefix: str):
@@ -44,7 +45,9 @@ class NaiveStep:
         self.cls = None if self.cls is None else self.cls[rows]
 
     def __call__(self, tokens):  # (B,) -> (B, V)
-        self.history = torch.cat([self.history, tokens[:, None]], dim=1)[:, -self.context :]
+        self.history = torch.cat([self.history, tokens[:, None]], dim=1)
+        if self.context is not None:  # None: the model reads its whole history (recurrent models)
+            self.history = self.history[:, -self.context :]
         if self.model.windowed:
             return self.model(self.history)[0]
         extra = () if self.cls is None else (None, self.cls)
@@ -89,7 +92,7 @@ def generate(
     """
     check_sampling_options(vocab, temperature, prefix)
     top_k = None if top_k is None else max(1, min(top_k, vocab.size))
-    device = next(iter(model.parameters()), next(iter(model.buffers()), None)).device
+    device = device_of(model)
     was_training = model.training
     model.eval()
     classes = None if cls is None else torch.full((n,), cls, dtype=torch.long, device=device)

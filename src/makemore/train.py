@@ -290,6 +290,7 @@ def make_trainer(corpus: Corpus, model_name: str, model_options: dict, cfg: Trai
     model_cfg = models.make_config(model_name, vocab_size=corpus.vocab.size, **options)
     if model_cfg.block_size == 0:  # "see the whole item": the longest item and its end token
         model_cfg.block_size = corpus.longest + 1
+    torch.manual_seed(cfg.seed)  # for torch.nn layers' own init and for dropout
     generator = torch.Generator().manual_seed(cfg.seed)  # torch.manual_seed(42) before the model, as in the lecture
     model = models.build(model_name, model_cfg, generator=generator).to(device)
     return Trainer(model, cfg, examples(model, corpus, "train"), examples(model, corpus, "val"), generator, device)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 from makemore.errors import UserError
 from makemore.models.bigram import Bigram, BigramConfig
 from makemore.models.hierarchical import Hierarchical, HierarchicalConfig
 from makemore.models.mlp import MLP, MLPConfig
+from makemore.models.rnn import GRUConfig, LSTMConfig, Recurrent, RNNConfig
+from makemore.models.transformer import Transformer, TransformerConfig
 from makemore.models.wavenet import ConvTree, ConvTreeConfig, WaveNet, WaveNetConfig
 
 MODELS = {
@@ -16,6 +19,10 @@ MODELS = {
     "hierarchical": (HierarchicalConfig, Hierarchical),
     "conv": (ConvTreeConfig, ConvTree),
     "wavenet": (WaveNetConfig, WaveNet),
+    "rnn": (RNNConfig, Recurrent),
+    "gru": (GRUConfig, Recurrent),
+    "lstm": (LSTMConfig, Recurrent),
+    "transformer": (TransformerConfig, Transformer),
 }
 
 
@@ -46,3 +53,7 @@ def build(name: str, config, generator=None):
 
 def num_params(model) -> int:
     return getattr(model, "num_params", None) or sum(p.numel() for p in model.parameters())
+
+
+def device_of(model):
+    return next(itertools.chain(model.parameters(), model.buffers())).device

@@ -1,0 +1,78 @@
+"""Recurrent models over the whole word: a vanilla RNN (Elman), a GRU and an LSTM."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from makemore.errors import UserError
+from makemore.models.base import SequenceModel
+
+CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+
+
+@dataclass
+class RNNConfig:
+    vocab_size: int = 27
+    block_size: int = 0  # the longest sequence it trains on (0: the longest item + 1); it reads any length
+    n_embd: int = 64
+    n_hidden: int = 128
+    n_layers: int = 1
+    dropout: float = 0.0  # between layers, and on the last layer's output
+    cell: str = "rnn"
+
+
+@dataclass
+class GRUConfig(RNNConfig):
+    cell: str = "gru"
+
+
+@dataclass
+class LSTMConfig(RNNConfig):
+    cell: str = "lstm"
+
+
+class Recurrent(SequenceModel):
+    """Embedding -> torch's RNN / GRU / LSTM -> Linear. Its state is the cache: a step costs one cell update."""
+
+    def __init__(self, config: RNNConfig, generator: torch.Generator | None = None):
+        super().__init__()
+        if config.cell not in CELLS:
+            raise UserError(f"unknown cell {config.cell!r}; valid cells: {', '.join(CELLS)}")
+        self.config = config
+        self.embedding = nn.Embedding(config.vocab_size, config.n_embd)
+        self.rnn = CELLS[config.cell](config.n_embd, config.n_hidden, config.n_layers, batch_first=True,
+                                      dropout=config.dropout if config.n_layers > 1 else 0.0)
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(config.n_hidden, config.vocab_size)
+        with torch.no_grad():
+            self.head.weight *= 0.1  # a loss near ln(vocab_size) at init
+
+    @property
+    def receptive_field(self) -> None:
+        return None  # the whole history
+
+    def forward(self, idx, targets=None, cls=None):
+        out, _ = self.rnn(self.embedding(idx))  # (B, T, H)
+        logits = self.head(self.dropout(out))  # (B, T, V)
+        return logits, self.loss(logits, targets)
+
+    def init_cache(self, batch_size: int, cls=None):
+        return RecurrentState(self)
+
+    def step(self, tokens, cache):
+        out, cache.state = self.rnn(self.embedding(tokens)[:, None], cache.state)  # (B, 1, H)
+        return self.head(out[:, 0])
+
+
+class RecurrentState:
+    def __init__(self, model):
+        self.model, self.state = model, None  # None: torch's zero initial state
+
+    def select(self, rows):
+        if isinstance(self.state, tuple):  # LSTM: (h, c), each (layers, B, H)
+            self.state = tuple(s[:, rows] for s in self.state)
+        elif self.state is not None:
+            self.state = self.state[:, rows]
