@@ -36,6 +36,11 @@ class SequenceModel(nn.Module):
 
     windowed = False
 
+    @property
+    def receptive_field(self) -> int | None:
+        """How many tokens, up to and including its own, a position sees (None: all before it)."""
+        return self.config.block_size
+
     @staticmethod
     def loss(logits, targets):
         if targets is None:

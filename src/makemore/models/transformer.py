@@ -70,10 +70,6 @@ class Transformer(SequenceModel):
         with torch.no_grad():
             self.head.weight *= 0.1
 
-    @property
-    def receptive_field(self) -> int:
-        return self.config.block_size
-
     def forward(self, idx, targets=None, cls=None):
         B, T = idx.shape
         if T > self.config.block_size:

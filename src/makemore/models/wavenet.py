@@ -111,10 +111,6 @@ class ConvTree(SequenceModel):
         with torch.no_grad():
             self.head.weight *= 0.1
 
-    @property
-    def receptive_field(self) -> int:
-        return self.config.block_size
-
     def forward(self, idx, targets=None, cls=None):
         pad = self.config.block_size - 1
         x = self.embedding(F.pad(idx, (pad, 0), value=BOUNDARY))  # (B, T + pad, C)
