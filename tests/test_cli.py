@@ -196,3 +196,26 @@ def test_every_model_trains_and_samples_from_the_cli(word_file, tmp_path, model)
     assert sample.returncode == 0, sample.stderr
     assert len(sample.stdout.splitlines()) == 5
     assert run_cli("eval", run, "--split", "test").stdout.startswith("test ")
+
+
+def test_runs_table_sorted_by_val_loss_and_plot(trained_run, word_file, tmp_path):
+    run, _, _ = trained_run
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    import shutil
+
+    shutil.copytree(run, folder / "hier")
+    assert run_cli("train", word_file, "--model", "bigram", "--out", folder / "bigram", "--samples", 0).returncode == 0
+    (folder / "not-a-run").mkdir()
+    result = run_cli("runs", folder)
+    assert result.returncode == 0, result.stderr
+    header, *rows = result.stdout.splitlines()
+    assert header.split()[:4] == ["run", "model", "params", "steps"]
+    vals = [float(row.split()[5]) for row in rows]
+    assert len(rows) == 2 and vals == sorted(vals)
+    png = tmp_path / "both.png"
+    result = run_cli("plot", folder / "hier", folder / "bigram", "--out", png)
+    assert result.returncode == 0, result.stderr
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert_one_line_error(run_cli("plot", folder / "not-a-run"), "not a run folder (no config.json)")
+    assert_one_line_error(run_cli("runs", tmp_path / "missing"), "missing: no such folder")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from pathlib import Path
@@ -57,8 +58,9 @@ def build_parser() -> ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
 
     p = sub.add_parser("train", help="train a model; writes a run folder")
-    p.add_argument("data", nargs="+", help="a registered data set (names) or a UTF-8 text file with one item per line; "
+    p.add_argument("data", nargs="*", help="a registered data set (names) or a UTF-8 text file with one item per line; "
                    "several are joined")
+    p.add_argument("--resume", type=Path, metavar="RUN", help="go on from the last checkpoint of a run folder")
     p.add_argument("--condition", choices=("file",), help="file: each data file is a class to generate in (wavenet)")
     p.add_argument("--model", default="hierarchical", help=f"one of: {', '.join(MODELS)} (default: hierarchical)")
     p.add_argument("--context", type=positive_int, help="characters of context (block_size)")
@@ -99,6 +101,13 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--novel-only", action="store_true", help="leave out names that are in the training data")
     p.add_argument("--class", dest="cls", help="for a conditioned model: the class (data file name) to generate in")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
+
+    p = sub.add_parser("runs", help="a table of the runs in a folder, best val loss first")
+    p.add_argument("folder", type=Path, nargs="?", default=Path("runs"))
+
+    p = sub.add_parser("plot", help="train and val curves of several runs in one PNG")
+    p.add_argument("runs", type=Path, nargs="+")
+    p.add_argument("--out", type=Path, default=Path("runs.png"))
     return parser
 
 
@@ -118,43 +127,44 @@ def cmd_train(args) -> int:
     from makemore import models
     from makemore.data import Corpus
     from makemore.sample import default_max_len
-    from makemore.train import CHECKPOINT, RunWriter, TrainConfig, make_trainer, progress_bar
+    from makemore.train import CHECKPOINT, RunWriter, TrainConfig, load_run, make_trainer, progress_bar, resume_trainer
 
-    config_fields = models.config_fields(args.model)  # unknown model names fail here, before any work
-    options = {}
-    for flag, key in MODEL_FLAGS.items():
-        value = getattr(args, flag)
-        if value is None:
-            continue
-        if key not in config_fields:
-            raise UserError(f"--{flag.replace('_', '-')}: model {args.model!r} has no such option")
-        options[key] = value
-    train_cfg = TrainConfig(
-        steps=args.steps,
-        batch_size=args.batch_size,
-        optimizer=args.optimizer,
-        lr=args.lr,
-        schedule=args.schedule,
-        weight_decay=args.weight_decay,
-        seed=args.seed,
-        device=args.device,
-        eval_every=args.eval_every,
-    )
-    out = args.out or default_run_folder(args.data)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: exists and is not a folder")
-    if (out / CHECKPOINT).exists():
-        raise UserError(f"--out {out}: already holds a run; choose another folder (nothing was overwritten)")
+    if args.resume:
+        if args.data:
+            raise UserError("--resume: the run folder holds its data and config; give no data")
+        run = load_run(args.resume)
+        trainer, corpus, model_name, out = resume_trainer(run), run.corpus, run.model_name, run.folder
+        print(f"resuming {out} at step {trainer.step:,} of {trainer.cfg.steps:,}")
+    else:
+        if not args.data:
+            raise UserError("the following arguments are required: data (or --resume RUN)")
+        model_name = args.model
+        config_fields = models.config_fields(model_name)  # unknown model names fail here, before any work
+        options = {}
+        for flag, key in MODEL_FLAGS.items():
+            value = getattr(args, flag)
+            if value is None:
+                continue
+            if key not in config_fields:
+                raise UserError(f"--{flag.replace('_', '-')}: model {model_name!r} has no such option")
+            options[key] = value
+        train_cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+                                schedule=args.schedule, weight_decay=args.weight_decay, seed=args.seed,
+                                device=args.device, eval_every=args.eval_every)
+        out = args.out or default_run_folder(args.data)
+        if out.exists() and not out.is_dir():
+            raise UserError(f"--out {out}: exists and is not a folder")
+        if (out / CHECKPOINT).exists():
+            raise UserError(f"--out {out}: already holds a run; choose another folder or --resume it "
+                            "(nothing was overwritten)")
+        corpus = Corpus.load_many(args.data, condition=args.condition)
+        trainer = make_trainer(corpus, model_name, options, train_cfg)
+        print(f"{corpus.source}: {len(corpus.items):,} items, vocabulary of {corpus.vocab.size}; "
+              f"{len(trainer.train_data[0]):,} train / {len(trainer.val_data[0]):,} val examples")
+        print(f"model {model_name}: {models.num_params(trainer.model):,} parameters; {train_cfg.steps:,} steps on "
+              f"{trainer.device}; run folder {out}")
 
-    corpus = Corpus.load_many(args.data, condition=args.condition)
-    trainer = make_trainer(corpus, args.model, options, train_cfg)
-    model = trainer.model
-    print(f"{corpus.source}: {len(corpus.items):,} items, vocabulary of {corpus.vocab.size}; "
-          f"{len(trainer.train_data[0]):,} train / {len(trainer.val_data[0]):,} val examples")
-    print(f"model {args.model}: {models.num_params(model):,} parameters; {train_cfg.steps:,} steps on "
-          f"{trainer.device}; run folder {out}")
-
-    writer = RunWriter(out, " ".join(args.data), args.model, corpus)
+    writer = RunWriter(out, corpus.source, model_name, corpus)
     writer.start(trainer)
     trainer.add_callback(writer)
     with progress_bar(trainer) as bar:
@@ -165,7 +175,7 @@ def cmd_train(args) -> int:
             bar.close()
             saved = writer.saved_step
             where = f"the checkpoint in {out} is from step {saved}" if saved is not None else "no checkpoint was written"
-            print(f"interrupted at step {trainer.step}; {where}", file=sys.stderr)
+            print(f"interrupted at step {trainer.step}; {where}; makemore train --resume {out} goes on", file=sys.stderr)
             return 130
     print(f"train {result['train_loss']:.4f}")
     print(f"val {result['val_loss']:.4f}")
@@ -174,7 +184,7 @@ def cmd_train(args) -> int:
             break
         if cls is not None:
             print(f"class {corpus.classes[cls]}:")
-        print_samples(model, corpus.vocab, corpus.items_of(cls), args.samples, seed=train_cfg.seed, cls=cls,
+        print_samples(trainer.model, corpus.vocab, corpus.items_of(cls), args.samples, seed=trainer.cfg.seed, cls=cls,
                       max_len=default_max_len(corpus.items))
     print(f"saved {out}/ (model.pt, config.json, metrics.jsonl, loss.png)")
     return 0
@@ -241,7 +251,52 @@ def cmd_sample(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample}
+def read_run_files(folder: Path):
+    """(config, summary, metrics) of a run folder, or a one-line error."""
+    try:
+        config = json.loads((folder / "config.json").read_text())
+        summary = json.loads((folder / "summary.json").read_text())
+        metrics = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    except FileNotFoundError as e:
+        raise UserError(f"{folder}: not a run folder (no {Path(e.filename).name})") from None
+    except json.JSONDecodeError as e:
+        raise UserError(f"{folder}: a damaged run file ({e.msg})") from None
+    return config, summary, metrics
+
+
+def cmd_runs(args) -> int:
+    if not args.folder.is_dir():
+        raise UserError(f"{args.folder}: no such folder")
+    rows = []
+    for folder in sorted(p for p in args.folder.iterdir() if (p / "summary.json").exists()):
+        config, summary, _ = read_run_files(folder)
+        rows.append((summary.get("val_loss", float("inf")), folder.name, summary, config))
+    if not rows:
+        print(f"{args.folder}: no runs")
+        return 0
+    width = max(len(r[1]) for r in rows)
+    print(f"{'run':{width}}  {'model':12} {'params':>8} {'steps':>8} {'train':>7} {'val':>7} {'time':>8} {'tokens/s':>9}")
+    for val, name, s, config in sorted(rows, key=lambda r: r[0]):
+        tokens = f"{s['tokens_per_s']:,.0f}" if s.get("tokens_per_s") else "-"
+        print(f"{name:{width}}  {config['model']:12} {s['params']:>8,} {s['step']:>8,} {s['train_loss']:>7.4f} "
+              f"{val:>7.4f} {s['time_s']:>7.1f}s {tokens:>9}")
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from makemore.plots import compare_runs
+
+    runs = {}
+    for folder in args.runs:
+        if not folder.is_dir():
+            raise UserError(f"{folder}: no such run folder")
+        runs[folder.name if folder.name not in runs else str(folder)] = read_run_files(folder)[2]
+    compare_runs(runs, args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "runs": cmd_runs, "plot": cmd_plot}
 
 
 def main(argv=None) -> int:

@@ -36,3 +36,20 @@ def loss_curve(metrics: list[dict], path: Path, title: str = ""):
     ax.grid(alpha=0.3)
     ax.legend()
     save_figure(fig, path)
+
+
+def compare_runs(runs: dict, path: Path):
+    """One figure of several runs: train (whole split) dashed and val solid, per evaluation step.
+    runs maps a label to that run's metrics records."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for k, (label, metrics) in enumerate(runs.items()):
+        evals = [m for m in metrics if "val_loss" in m]
+        steps = [m["step"] for m in evals]
+        color = f"C{k % 10}"
+        ax.plot(steps, [m["train_loss"] for m in evals], "--", color=color, alpha=0.7, label=f"{label} train")
+        ax.plot(steps, [m["val_loss"] for m in evals], "o-", color=color, ms=3, label=f"{label} val")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (whole split)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    save_figure(fig, path)

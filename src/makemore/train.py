@@ -145,7 +145,10 @@ class Run:
         return examples(self.model, self.corpus, split)
 
 
-def checkpoint_state(model_name, model, corpus: Corpus, train_cfg, optimizer, step, generator) -> dict:
+def checkpoint_state(model_name, model, corpus: Corpus, train_cfg, optimizer=None, step=0, generator=None,
+                     elapsed=0.0) -> dict:
+    """Everything a run folder needs: to sample and evaluate (model, config, corpus), and to resume exactly
+    (optimizer state, step, the batch generator's and torch's random states, training time so far)."""
     return {
         "format": CHECKPOINT_FORMAT,
         "model_name": model_name,
@@ -155,7 +158,9 @@ def checkpoint_state(model_name, model, corpus: Corpus, train_cfg, optimizer, st
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "step": step,
-        "generator": generator.get_state(),
+        "generator": generator.get_state() if generator is not None else None,
+        "torch_rng": torch.get_rng_state(),
+        "elapsed": elapsed,
     }
 
 
@@ -296,6 +301,26 @@ def make_trainer(corpus: Corpus, model_name: str, model_options: dict, cfg: Trai
     return Trainer(model, cfg, examples(model, corpus, "train"), examples(model, corpus, "val"), generator, device)
 
 
+def resume_trainer(run: Run) -> Trainer:
+    """A Trainer that goes on from the run's checkpoint as if it had never stopped: the same weights, optimizer
+    state, step, batch stream and random state."""
+    state, model = run.state, run.model
+    if state["optimizer"] is None:
+        raise UserError(f"{run.folder}: a {run.model_name} is counted in one pass; there is nothing to resume")
+    if state["step"] >= run.train_config.steps:
+        raise UserError(f"{run.folder}: the run is complete ({state['step']:,} of {run.train_config.steps:,} steps)")
+    device = resolve_device(run.train_config.device)
+    model.to(device)
+    generator = torch.Generator()
+    generator.set_state(state["generator"])
+    trainer = Trainer(model, run.train_config, examples(model, run.corpus, "train"), examples(model, run.corpus, "val"),
+                      generator, device)
+    trainer.optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["torch_rng"])
+    trainer.step, trainer.elapsed = state["step"], state["elapsed"]
+    return trainer
+
+
 # ----------------------------------------------------------------------------- the run folder
 
 
@@ -309,6 +334,15 @@ class RunWriter:
         self.saved_step = None
 
     def start(self, trainer: Trainer):
+        """A new run: config.json and an empty metrics.jsonl. A resumed run keeps the metrics up to its
+        checkpoint and drops those written after it, which the resumed run writes again."""
+        if trainer.step:
+            path = self.folder / "metrics.jsonl"
+            lines = path.read_text().splitlines() if path.exists() else []
+            self.metrics = [m for m in map(json.loads, lines) if m["step"] <= trainer.step]
+            write_atomic(path, "".join(json.dumps(m) + "\n" for m in self.metrics))
+            self.saved_step = trainer.step
+            return
         self.folder.mkdir(parents=True, exist_ok=True)
         config = {
             "data": self.data,
@@ -331,7 +365,7 @@ class RunWriter:
         from makemore.plots import loss_curve
 
         state = checkpoint_state(self.model_name, trainer.model, self.corpus, trainer.cfg, trainer.optimizer,
-                                 trainer.step, trainer.generator)
+                                 trainer.step, trainer.generator, trainer.elapsed)
         save_checkpoint(self.folder / CHECKPOINT, state)
         self.saved_step = trainer.step
         tokens = trainer.step * trainer.cfg.batch_size * trainer.targets_per_row
@@ -353,7 +387,7 @@ class progress_bar:
         from tqdm.auto import tqdm
 
         steps = trainer.cfg.steps if trainer.optimizer is not None else 0  # a count table needs no steps
-        self.bar = tqdm(total=steps, unit="step", dynamic_ncols=True, smoothing=0.1, mininterval=0.5)
+        self.bar = tqdm(total=steps, initial=trainer.step, unit="step", dynamic_ncols=True, smoothing=0.1, mininterval=0.5)
 
     def __enter__(self):
         return self

@@ -1,0 +1,87 @@
+"""A run that is killed and resumed ends exactly where the uninterrupted run ends."""
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from makemore.train import RunWriter, TrainConfig, load_run, make_trainer, resume_trainer
+
+from conftest import assert_one_line_error, run_cli
+from test_models import CORPUS
+
+
+class Killed(Exception):
+    pass
+
+
+def train(folder, name, options, cfg, kill_at=None):
+    trainer = make_trainer(CORPUS, name, options, cfg)
+    writer = RunWriter(folder, "test", name, CORPUS)
+    writer.start(trainer)
+    trainer.add_callback(writer)
+    if kill_at:
+        def kill(t, event):
+            if t.step >= kill_at:
+                raise Killed  # like a SIGKILL: nothing after the last checkpoint is saved
+        trainer.add_callback(kill)
+    try:
+        return trainer.run()
+    except Killed:
+        return None
+
+
+def metrics(folder):
+    return [{k: v for k, v in json.loads(line).items() if k != "time"}
+            for line in (folder / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("name, options, optimizer", [
+    ("hierarchical", dict(n_embd=6, n_hidden=16), "sgd"),
+    ("wavenet", dict(block_size=16, n_embd=8, n_skip=16, dropout=0.2), "adamw"),  # dropout: torch's RNG resumes too
+])
+def test_resumed_run_equals_uninterrupted(tmp_path, name, options, optimizer):
+    cfg = TrainConfig(steps=60, batch_size=16, eval_every=20, log_every=10, device="cpu", optimizer=optimizer,
+                      lr=0.01 if optimizer == "adamw" else 0.1)
+    whole = train(tmp_path / "whole", name, options, cfg)
+    assert train(tmp_path / "killed", name, options, cfg, kill_at=50) is None
+    assert load_run(tmp_path / "killed").state["step"] == 40  # the last checkpoint before the kill
+    torch.manual_seed(1234)  # a resumed process starts with other random state: the checkpoint must restore it
+    run = load_run(tmp_path / "killed")
+    trainer = resume_trainer(run)
+    writer = RunWriter(run.folder, "test", name, run.corpus)
+    writer.start(trainer)
+    trainer.add_callback(writer)
+    resumed = trainer.run()
+    assert resumed == whole
+    a, b = load_run(tmp_path / "whole"), load_run(tmp_path / "killed")
+    for key, value in a.model.state_dict().items():
+        assert torch.equal(value, b.model.state_dict()[key]), key
+    assert metrics(tmp_path / "whole") == metrics(tmp_path / "killed")
+
+
+def test_cli_resume_after_sigkill(tmp_path, word_file):
+    args = ["--n-embd", 6, "--n-hidden", 16, "--steps", 1500, "--eval-every", 100, "--samples", 0]
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert run_cli("train", word_file, "--out", whole, *args).returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "makemore", "train", word_file, "--out", killed, *map(str, args)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (killed / "model.pt").exists() and time.time() < deadline:
+        time.sleep(0.005)
+    proc.kill()
+    proc.wait()
+    step = load_run(killed).state["step"]
+    assert 100 <= step < 1500, "killed before the first checkpoint or after the end"
+    result = run_cli("train", "--resume", killed, "--samples", 0)
+    assert result.returncode == 0, result.stderr
+    assert f"resuming {killed} at step {step:,}" in result.stdout
+    assert json.loads((whole / "summary.json").read_text())["val_loss"] == \
+        json.loads((killed / "summary.json").read_text())["val_loss"]
+    a, b = load_run(whole).model.state_dict(), load_run(killed).model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert_one_line_error(run_cli("train", "--resume", killed), "the run is complete (1,500 of 1,500 steps)")
+    assert_one_line_error(run_cli("train", word_file, "--resume", killed), "--resume: the run folder holds its data")
