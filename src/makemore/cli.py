@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -14,6 +15,9 @@ from makemore.errors import UserError
 MODEL_FLAGS = {"context": "block_size", "n_embd": "n_embd", "n_hidden": "n_hidden", "smoothing": "smoothing",
                "n_skip": "n_skip", "n_stacks": "n_stacks", "kernel_size": "kernel_size", "norm": "norm",
                "dropout": "dropout", "n_layers": "n_layers", "n_head": "n_head"}
+
+
+TRAIN_FLAGS: dict = {}  # filled by build_parser(): TrainConfig field -> (type or choices, help)
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -47,13 +51,30 @@ non_negative_float = bounded(float, 0, low_inclusive=True, what="a non-negative 
 unit_interval = bounded(float, 0, low_inclusive=True, high=1, what="a number in [0, 1)")
 
 
+def train_flags():
+    from makemore.train import OPTIMIZERS, SCHEDULES
+
+    return {  # TrainConfig field -> (argparse type or choices, help)
+        "steps": (positive_int, "optimisation steps"),
+        "batch_size": (positive_int, "examples per step: windows, or whole words for sequence models"),
+        "optimizer": (OPTIMIZERS, "optimizer"),
+        "lr": (positive_float, "learning rate"),
+        "schedule": (SCHEDULES, "step: x decay_factor for the last quarter; cosine; constant"),
+        "weight_decay": (non_negative_float, "weight decay"),
+        "seed": (non_negative_int, "seed of the initial weights and the batches"),
+        "device": (("auto", "cpu", "cuda"), "where to train"),
+        "eval_every": (positive_int, "steps between whole-split evaluations"),
+    }
+
+
 def build_parser() -> ArgumentParser:
     from makemore.data import SPLITS
     from makemore.models import MODELS
     from makemore.models.wavenet import NORMS
-    from makemore.train import OPTIMIZERS, SCHEDULES, TrainConfig
+    from makemore.train import TrainConfig
 
     defaults = TrainConfig()
+    TRAIN_FLAGS.update(train_flags())
     parser = ArgumentParser(prog="makemore", description="Train character-level models on a list of words; generate more like them.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
 
@@ -62,7 +83,7 @@ def build_parser() -> ArgumentParser:
                    "several are joined")
     p.add_argument("--resume", type=Path, metavar="RUN", help="go on from the last checkpoint of a run folder")
     p.add_argument("--condition", choices=("file",), help="file: each data file is a class to generate in (wavenet)")
-    p.add_argument("--model", default="hierarchical", help=f"one of: {', '.join(MODELS)} (default: hierarchical)")
+    p.add_argument("--model", help=f"one of: {', '.join(MODELS)} (default: hierarchical)")
     p.add_argument("--context", type=positive_int, help="characters of context (block_size)")
     p.add_argument("--n-embd", type=positive_int, help="embedding size")
     p.add_argument("--n-hidden", type=positive_int, help="hidden size")
@@ -74,15 +95,10 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--dropout", type=unit_interval, help="wavenet, rnn, gru, lstm, transformer: dropout")
     p.add_argument("--n-layers", type=positive_int, help="rnn, gru, lstm, transformer: layers")
     p.add_argument("--n-head", type=positive_int, help="transformer: attention heads")
-    p.add_argument("--steps", type=positive_int, default=defaults.steps)
-    p.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer)
-    p.add_argument("--lr", type=positive_float, default=defaults.lr)
-    p.add_argument("--schedule", choices=SCHEDULES, default=defaults.schedule)
-    p.add_argument("--weight-decay", type=non_negative_float, default=defaults.weight_decay)
-    p.add_argument("--seed", type=non_negative_int, default=defaults.seed)
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=defaults.device)
-    p.add_argument("--eval-every", type=positive_int, default=defaults.eval_every, help="steps between whole-split evaluations")
+    p.add_argument("--config", type=Path, help="a TOML file describing the run; flags override it")
+    for key, (kind, what) in TRAIN_FLAGS.items():  # default None: a flag overrides the config file only if given
+        p.add_argument(f"--{key.replace('_', '-')}", default=None, **({"choices": kind} if isinstance(kind, tuple) else {"type": kind}),
+                       help=f"{what} (default: {getattr(defaults, key)})")
     p.add_argument("--out", type=Path, help="run folder (default: runs/<data>, numbered if taken)")
     p.add_argument("--samples", type=non_negative_int, default=10, help="names to print at the end")
 
@@ -113,6 +129,80 @@ def build_parser() -> ArgumentParser:
 
 # ----------------------------------------------------------------------------- train
 
+TOP_KEYS = {"data": "a string or a list of strings", "model": "a string", "condition": "a string"}
+
+
+def read_config(path: Path) -> dict:
+    """A run's TOML description: data, model, condition; [options] for the model; [train] for training.
+    Unknown keys and wrong types are one-line errors naming the file and the key."""
+    import tomllib
+
+    if not path.is_file():
+        raise UserError(f"--config {path}: no such file")
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise UserError(f"{path}: not valid TOML ({str(e).splitlines()[0]})") from None
+    for key, value in doc.items():
+        if key in ("options", "train"):
+            if not isinstance(value, dict):
+                raise UserError(f"{path}: [{key}] must be a table")
+            continue
+        if key not in TOP_KEYS:
+            raise UserError(f"{path}: unknown key {key!r}; valid keys: {', '.join([*TOP_KEYS, '[options]', '[train]'])}")
+        ok = isinstance(value, str) or (key == "data" and isinstance(value, list) and all(isinstance(v, str) for v in value))
+        if not ok:
+            raise UserError(f"{path}: {key} must be {TOP_KEYS[key]}")
+    for key, value in doc.get("train", {}).items():
+        if key not in TRAIN_FLAGS:
+            raise UserError(f"{path}: unknown key {key!r} in [train]; valid keys: {', '.join(TRAIN_FLAGS)}")
+        kind = TRAIN_FLAGS[key][0]
+        if isinstance(kind, tuple):
+            if value not in kind:
+                raise UserError(f"{path}: [train] {key}: expected one of {', '.join(kind)}, got {value!r}")
+        else:
+            expected = "float" if kind in (positive_float, non_negative_float) else "int"
+            check_type(path, f"[train] {key}", value, expected)
+            try:
+                kind(str(value))
+            except argparse.ArgumentTypeError as e:
+                raise UserError(f"{path}: [train] {key}: {e}") from None
+    return doc
+
+
+def check_type(path, where: str, value, expected: str):
+    ok = {
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+        "str": isinstance(value, str),
+    }.get(expected, True)
+    if not ok:
+        raise UserError(f"{path}: {where}: expected {expected}, got {type(value).__name__} {value!r}")
+
+
+def model_options(args, config: dict, model_name: str) -> dict:
+    """The model's options: the config file's [options], then the flags given."""
+    from makemore import models
+
+    fields = {f.name: f.type for f in dataclasses.fields(models.lookup(model_name)[0])}
+    options = {}
+    for key, value in config.get("options", {}).items():
+        if key not in fields or key == "vocab_size":
+            valid = [f for f in fields if f != "vocab_size"]
+            raise UserError(f"{args.config}: unknown key {key!r} in [options] for model {model_name!r}; "
+                            f"valid keys: {', '.join(valid)}")
+        check_type(args.config, f"[options] {key}", value, fields[key])
+        options[key] = value
+    for flag, key in MODEL_FLAGS.items():
+        value = getattr(args, flag)
+        if value is None:
+            continue
+        if key not in fields:
+            raise UserError(f"--{flag.replace('_', '-')}: model {model_name!r} has no such option")
+        options[key] = value
+    return options
+
+
 
 def default_run_folder(data) -> Path:
     stem = "+".join(Path(d).stem for d in data) or "run"
@@ -129,35 +219,33 @@ def cmd_train(args) -> int:
     from makemore.sample import default_max_len
     from makemore.train import CHECKPOINT, RunWriter, TrainConfig, load_run, make_trainer, progress_bar, resume_trainer
 
+    config = read_config(args.config) if args.config else {}
+    if args.data:
+        data = args.data
+    else:
+        data = config.get("data", [])
+        data = [data] if isinstance(data, str) else data
+    model_name = args.model or config.get("model", "hierarchical")
     if args.resume:
-        if args.data:
-            raise UserError("--resume: the run folder holds its data and config; give no data")
+        if args.data or args.config:
+            raise UserError("--resume: the run folder holds its data and config; give neither data nor --config")
         run = load_run(args.resume)
         trainer, corpus, model_name, out = resume_trainer(run), run.corpus, run.model_name, run.folder
         print(f"resuming {out} at step {trainer.step:,} of {trainer.cfg.steps:,}")
     else:
-        if not args.data:
-            raise UserError("the following arguments are required: data (or --resume RUN)")
-        model_name = args.model
-        config_fields = models.config_fields(model_name)  # unknown model names fail here, before any work
-        options = {}
-        for flag, key in MODEL_FLAGS.items():
-            value = getattr(args, flag)
-            if value is None:
-                continue
-            if key not in config_fields:
-                raise UserError(f"--{flag.replace('_', '-')}: model {model_name!r} has no such option")
-            options[key] = value
-        train_cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
-                                schedule=args.schedule, weight_decay=args.weight_decay, seed=args.seed,
-                                device=args.device, eval_every=args.eval_every)
-        out = args.out or default_run_folder(args.data)
+        if not data:
+            raise UserError("the following arguments are required: data (or --config with data, or --resume RUN)")
+        models.lookup(model_name)  # unknown model names fail here, before any work
+        options = model_options(args, config, model_name)
+        train_cfg = TrainConfig(**{**config.get("train", {}),
+                                   **{k: getattr(args, k) for k in TRAIN_FLAGS if getattr(args, k) is not None}})
+        out = args.out or default_run_folder(data)
         if out.exists() and not out.is_dir():
             raise UserError(f"--out {out}: exists and is not a folder")
         if (out / CHECKPOINT).exists():
             raise UserError(f"--out {out}: already holds a run; choose another folder or --resume it "
                             "(nothing was overwritten)")
-        corpus = Corpus.load_many(args.data, condition=args.condition)
+        corpus = Corpus.load_many(data, condition=args.condition or config.get("condition"))
         trainer = make_trainer(corpus, model_name, options, train_cfg)
         print(f"{corpus.source}: {len(corpus.items):,} items, vocabulary of {corpus.vocab.size}; "
               f"{len(trainer.train_data[0]):,} train / {len(trainer.val_data[0]):,} val examples")

@@ -1,0 +1,57 @@
+"""Runs described by TOML files: flags override them, bad keys and types are named, config.json records all."""
+
+import json
+
+import pytest
+
+from conftest import ROOT, assert_one_line_error, run_cli
+
+
+def write(tmp_path, text):
+    path = tmp_path / "exp.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_config_file_with_flag_overrides(tmp_path, word_file):
+    config = write(tmp_path, f'data = "{word_file}"\nmodel = "mlp"\n[options]\nn_hidden = 32\nblock_size = 4\n'
+                             '[train]\nsteps = 40\nbatch_size = 8\nlr = 0.05\neval_every = 20\n')
+    out = tmp_path / "run"
+    result = run_cli("train", "--config", config, "--steps", 30, "--n-embd", 6, "--out", out, "--samples", 0)
+    assert result.returncode == 0, result.stderr
+    resolved = json.loads((out / "config.json").read_text())
+    assert resolved["model"] == "mlp"
+    assert resolved["model_config"] == {"vocab_size": resolved["model_config"]["vocab_size"], "block_size": 4,
+                                        "n_embd": 6, "n_hidden": 32}
+    assert resolved["train"]["steps"] == 30 and resolved["train"]["lr"] == 0.05 and resolved["train"]["batch_size"] == 8
+    assert resolved["train"]["optimizer"] == "sgd"  # the default, from neither file nor flag
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ('data = "names"\nepochs = 3\n', "unknown key 'epochs'; valid keys: data, model, condition, [options], [train]"),
+    ('data = "names"\n[train]\nstep = 3\n', "unknown key 'step' in [train]; valid keys: steps,"),
+    ('data = "names"\n[train]\nlr = "fast"\n', "[train] lr: expected float, got str 'fast'"),
+    ('data = "names"\n[train]\nsteps = 2.5\n', "[train] steps: expected int, got float 2.5"),
+    ('data = "names"\n[train]\nsteps = 0\n', "[train] steps: expected a positive integer, got '0'"),
+    ('data = "names"\n[train]\noptimizer = "lbfgs"\n', "[train] optimizer: expected one of sgd, adamw, got 'lbfgs'"),
+    ('data = "names"\nmodel = "mlp"\n[options]\nn_heads = 2\n', "unknown key 'n_heads' in [options] for model 'mlp'"),
+    ('data = "names"\n[options]\nn_hidden = "big"\n', "[options] n_hidden: expected int, got str 'big'"),
+    ('data = 3\n', "data must be a string or a list of strings"),
+    ('data = "names\n', "not valid TOML"),
+])
+def test_bad_config_names_the_file_and_key(tmp_path, text, fragment):
+    config = write(tmp_path, text)
+    assert_one_line_error(run_cli("train", "--config", config, "--out", tmp_path / "run"), "exp.toml", fragment)
+
+
+def test_missing_config_file(tmp_path):
+    assert_one_line_error(run_cli("train", "--config", tmp_path / "nope.toml"), "--config", "no such file")
+
+
+@pytest.mark.parametrize("preset", sorted((ROOT / "configs").glob("*.toml")), ids=lambda p: p.stem)
+def test_shipped_presets_are_valid(preset, tmp_path):
+    """Every preset parses and builds its model; one step proves the whole description is accepted."""
+    result = run_cli("train", "--config", preset, "--steps", 1, "--eval-every", 1, "--out", tmp_path / "run",
+                     "--samples", 0, "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["data"] == "names"
