@@ -12,11 +12,6 @@ from pathlib import Path
 from makemore.errors import UserError
 
 # flag -> model config field; a flag is accepted only by the models whose config has the field
-MODEL_FLAGS = {"context": "block_size", "n_embd": "n_embd", "n_hidden": "n_hidden", "smoothing": "smoothing",
-               "n_skip": "n_skip", "n_stacks": "n_stacks", "kernel_size": "kernel_size", "norm": "norm",
-               "dropout": "dropout", "n_layers": "n_layers", "n_head": "n_head"}
-
-
 TRAIN_FLAGS: dict = {}  # filled by build_parser(): TrainConfig field -> (type or choices, help)
 
 
@@ -51,6 +46,24 @@ non_negative_float = bounded(float, 0, low_inclusive=True, what="a non-negative 
 unit_interval = bounded(float, 0, low_inclusive=True, high=1, what="a number in [0, 1)")
 
 
+def model_flags():
+    from makemore.models.wavenet import NORMS
+
+    return {  # flag -> (model config field, argparse type or choices, help); accepted by models whose config has the field
+        "context": ("block_size", positive_int, "characters of context (block_size)"),
+        "n_embd": ("n_embd", positive_int, "embedding size"),
+        "n_hidden": ("n_hidden", positive_int, "hidden size"),
+        "smoothing": ("smoothing", non_negative_float, "bigram: add-k smoothing"),
+        "n_skip": ("n_skip", positive_int, "wavenet: skip channels"),
+        "n_stacks": ("n_stacks", positive_int, "wavenet: stacks of dilations 1 .. 2**k"),
+        "kernel_size": ("kernel_size", positive_int, "wavenet: convolution kernel"),
+        "norm": ("norm", NORMS, "wavenet: normalisation in each layer"),
+        "dropout": ("dropout", unit_interval, "wavenet, rnn, gru, lstm, transformer: dropout"),
+        "n_layers": ("n_layers", positive_int, "rnn, gru, lstm, transformer: layers"),
+        "n_head": ("n_head", positive_int, "transformer: attention heads"),
+    }
+
+
 def train_flags():
     from makemore.train import OPTIMIZERS, SCHEDULES
 
@@ -70,7 +83,6 @@ def train_flags():
 def build_parser() -> ArgumentParser:
     from makemore.data import SPLITS
     from makemore.models import MODELS
-    from makemore.models.wavenet import NORMS
     from makemore.train import TrainConfig
 
     defaults = TrainConfig()
@@ -84,17 +96,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--resume", type=Path, metavar="RUN", help="go on from the last checkpoint of a run folder")
     p.add_argument("--condition", choices=("file",), help="file: each data file is a class to generate in (wavenet)")
     p.add_argument("--model", help=f"one of: {', '.join(MODELS)} (default: hierarchical)")
-    p.add_argument("--context", type=positive_int, help="characters of context (block_size)")
-    p.add_argument("--n-embd", type=positive_int, help="embedding size")
-    p.add_argument("--n-hidden", type=positive_int, help="hidden size")
-    p.add_argument("--smoothing", type=non_negative_float, help="bigram: add-k smoothing")
-    p.add_argument("--n-skip", type=positive_int, help="wavenet: skip channels")
-    p.add_argument("--n-stacks", type=positive_int, help="wavenet: stacks of dilations 1 .. 2**k")
-    p.add_argument("--kernel-size", type=positive_int, help="wavenet: convolution kernel")
-    p.add_argument("--norm", choices=NORMS, help="wavenet: normalisation in each layer")
-    p.add_argument("--dropout", type=unit_interval, help="wavenet, rnn, gru, lstm, transformer: dropout")
-    p.add_argument("--n-layers", type=positive_int, help="rnn, gru, lstm, transformer: layers")
-    p.add_argument("--n-head", type=positive_int, help="transformer: attention heads")
+    for flag, (key, kind, what) in model_flags().items():
+        p.add_argument(f"--{flag.replace('_', '-')}", dest=flag, **({"choices": kind} if isinstance(kind, tuple) else {"type": kind}),
+                       help=what)
     p.add_argument("--config", type=Path, help="a TOML file describing the run; flags override it")
     for key, (kind, what) in TRAIN_FLAGS.items():  # default None: a flag overrides the config file only if given
         p.add_argument(f"--{key.replace('_', '-')}", default=None, **({"choices": kind} if isinstance(kind, tuple) else {"type": kind}),
@@ -193,7 +197,7 @@ def model_options(args, config: dict, model_name: str) -> dict:
                             f"valid keys: {', '.join(valid)}")
         check_type(args.config, f"[options] {key}", value, fields[key])
         options[key] = value
-    for flag, key in MODEL_FLAGS.items():
+    for flag, (key, _, _) in model_flags().items():
         value = getattr(args, flag)
         if value is None:
             continue

@@ -60,7 +60,7 @@ class BatchNorm1d(nn.Module):
         out = self.gamma * xhat + self.beta
         if self.training:
             with torch.no_grad():
-                var = xvar if self.unbiased else xvar * n / max(n - 1, 1)
+                var = xvar if self.unbiased else xvar * n / (n - 1)  # torch keeps the unbiased one
                 self.running_mean.copy_((1 - self.momentum) * self.running_mean + self.momentum * xmean.reshape(-1))
                 self.running_var.copy_((1 - self.momentum) * self.running_var + self.momentum * var.reshape(-1))
         return out
