@@ -1,6 +1,11 @@
+import pytest
 import torch
+import torch.nn.functional as F
 
-from makemore.sample import next_token, novelty
+from makemore.data import IGNORE, build_sequences, build_windows
+from makemore.sample import draw, generate, next_token, novelty
+
+from test_models import CORPUS, ITEMS, trained
 
 
 def test_next_token_follows_the_distribution():
@@ -21,7 +26,41 @@ def test_temperature_and_top_k():
     cold = torch.bincount(next_token(logits, 0.25, None, g)[:, 0], minlength=4)
     warm = torch.bincount(next_token(logits, 4.0, None, g)[:, 0], minlength=4)
     assert cold[0] > warm[0] and cold[3] < warm[3]
+    assert (next_token(logits, 1e-300, None, g) == 0).all()  # near 0: the argmax, not inf - inf
 
 
 def test_novelty():
     assert novelty(["ann", "bob", "zed", "ann"], {"ann", "bob"}) == 0.25
+
+
+@pytest.mark.parametrize("name", ["hierarchical", "wavenet", "gru", "transformer"])
+def test_logprob_of_a_generated_word_equals_its_score_in_one_forward_pass(name):
+    """The log-probability summed while generating (prefix, characters, end token) equals the sum of the
+    model's per-position log-probabilities of the finished word, from one forward pass over it."""
+    model = trained(name, steps=20)
+    vocab = CORPUS.vocab
+    pairs = generate(model, vocab, 16, max_len=12, prefix="ma", temperature=1.5, top_k=6, logprobs=True,
+                     generator=torch.Generator().manual_seed(0))
+    words = [w for w, _ in pairs if len(w) < 12]  # ended with their end token
+    assert words
+    if model.windowed:
+        X, Y = build_windows(words, vocab, model.config.block_size)
+        lp = F.log_softmax(model(X)[0].double(), -1).gather(1, Y[:, None])[:, 0]
+        scores = lp.split([len(w) + 1 for w in words])
+    else:
+        X, Y = build_sequences(words, vocab, max(map(len, words)) + 1)
+        lp = F.log_softmax(model(X)[0].double(), -1).gather(2, Y.clamp(min=0)[..., None])[..., 0]
+        scores = [row[y != IGNORE] for row, y in zip(lp, Y)]
+    expected = {w: s.sum().item() for w, s in zip(words, scores)}
+    for word, logprob in pairs:
+        if word in expected:
+            assert logprob == pytest.approx(expected[word], abs=1e-4), word
+
+
+def test_draw_keeps_drawing_for_novel_names_and_counts_every_draw():
+    model = trained("bigram")
+    known = set(ITEMS)
+    shown, drawn = draw(model, CORPUS.vocab, 40, known, novel_only=True, max_len=12,
+                        generator=torch.Generator().manual_seed(0))
+    assert len(shown) == 40 and not any(w in known for w in shown)
+    assert len(drawn) % 40 == 0 and len(drawn) >= 40 + sum(w in known for w in drawn)

@@ -7,12 +7,14 @@ import dataclasses
 import json
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from makemore.errors import UserError
 
-# flag -> model config field; a flag is accepted only by the models whose config has the field
-TRAIN_FLAGS: dict = {}  # filled by build_parser(): TrainConfig field -> (type or choices, help)
+if TYPE_CHECKING:
+    from makemore.train import TrainConfig
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -77,6 +79,7 @@ def train_flags():
         "seed": (non_negative_int, "seed of the initial weights and the batches"),
         "device": (("auto", "cpu", "cuda"), "where to train"),
         "eval_every": (positive_int, "steps between whole-split evaluations"),
+        "backend": (("torch", "jax"), "jax: the JAX/Flax port (hierarchical, conv; pip install makemore[jax])"),
     }
 
 
@@ -86,7 +89,6 @@ def build_parser() -> ArgumentParser:
     from makemore.train import TrainConfig
 
     defaults = TrainConfig()
-    TRAIN_FLAGS.update(train_flags())
     parser = ArgumentParser(prog="makemore", description="Train character-level models on a list of words; generate more like them.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
 
@@ -100,11 +102,14 @@ def build_parser() -> ArgumentParser:
         p.add_argument(f"--{flag.replace('_', '-')}", dest=flag, **({"choices": kind} if isinstance(kind, tuple) else {"type": kind}),
                        help=what)
     p.add_argument("--config", type=Path, help="a TOML file describing the run; flags override it")
-    for key, (kind, what) in TRAIN_FLAGS.items():  # default None: a flag overrides the config file only if given
+    for key, (kind, what) in train_flags().items():  # default None: a flag overrides the config file only if given
         p.add_argument(f"--{key.replace('_', '-')}", default=None, **({"choices": kind} if isinstance(kind, tuple) else {"type": kind}),
                        help=f"{what} (default: {getattr(defaults, key)})")
     p.add_argument("--out", type=Path, help="run folder (default: runs/<data>, numbered if taken)")
     p.add_argument("--samples", type=non_negative_int, default=10, help="names to print at the end")
+    p.add_argument("--tensorboard", action="store_true", help="also log scalars for TensorBoard (RUN/tensorboard)")
+    p.add_argument("--track-stats", action="store_true", help="record the update:data ratio of each weight for "
+                   "makemore diagnose (RUN/update_ratio.jsonl)")
 
     p = sub.add_parser("eval", help="loss of a trained run on whole splits")
     p.add_argument("run", type=Path)
@@ -120,6 +125,31 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--seed", type=non_negative_int, default=None, help="for repeatable output")
     p.add_argument("--novel-only", action="store_true", help="leave out names that are in the training data")
     p.add_argument("--class", dest="cls", help="for a conditioned model: the class (data file name) to generate in")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
+
+    p = sub.add_parser("sweep", help="a hyperparameter search with Optuna; resumes when run again")
+    p.add_argument("--config", type=Path, required=True, help="the base run, a TOML file as for train --config")
+    p.add_argument("--space", type=Path, required=True, help="a TOML file: [train] / [options] entries such as "
+                   "lr = { low = 1e-3, high = 1e-1, log = true } or n_embd = { choices = [16, 32] }")
+    p.add_argument("--trials", type=positive_int, default=20, help="finished trials (complete or pruned) to reach")
+    p.add_argument("--workers", type=positive_int, default=1, help="processes on this machine")
+    p.add_argument("--out", type=Path, help="the sweep folder (default: sweeps/<config name>)")
+    p.add_argument("--storage", help="an Optuna storage URL, such as postgresql://user@host/db, shared by several "
+                   "machines (default: SQLite in the sweep folder)")
+    p.add_argument("--study", help="the study's name in the storage (default: the sweep folder's name)")
+
+    p = sub.add_parser("diagnose", help="activation, gradient and update:data figures of a run (hooks)")
+    p.add_argument("run", type=Path)
+    p.add_argument("--batches", type=positive_int, default=4, help="training batches to run forward and backward")
+    p.add_argument("--batch-size", type=positive_int, help="examples per batch (default: the run's)")
+    p.add_argument("--init", action="store_true", help="diagnose the run's model as initialised, before training")
+    p.add_argument("--out", type=Path, help="where the PNGs go (default: RUN/diagnose)")
+
+    p = sub.add_parser("serve", help="a web page and an HTTP API that generate names from a run")
+    p.add_argument("run", type=Path)
+    p.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: this machine only)")
+    p.add_argument("--port", type=bounded(int, 1, low_inclusive=True, high=65536, what="a port from 1 to 65535"),
+                   default=8000)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
 
     p = sub.add_parser("runs", help="a table of the runs in a folder, best val loss first")
@@ -139,14 +169,7 @@ TOP_KEYS = {"data": "a string or a list of strings", "model": "a string", "condi
 def read_config(path: Path) -> dict:
     """A run's TOML description: data, model, condition; [options] for the model; [train] for training.
     Unknown keys and wrong types are one-line errors naming the file and the key."""
-    import tomllib
-
-    if not path.is_file():
-        raise UserError(f"--config {path}: no such file")
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise UserError(f"{path}: not valid TOML ({str(e).splitlines()[0]})") from None
+    doc = read_toml(path, "--config")
     for key, value in doc.items():
         if key in ("options", "train"):
             if not isinstance(value, dict):
@@ -158,20 +181,37 @@ def read_config(path: Path) -> dict:
         if not ok:
             raise UserError(f"{path}: {key} must be {TOP_KEYS[key]}")
     for key, value in doc.get("train", {}).items():
-        if key not in TRAIN_FLAGS:
-            raise UserError(f"{path}: unknown key {key!r} in [train]; valid keys: {', '.join(TRAIN_FLAGS)}")
-        kind = TRAIN_FLAGS[key][0]
-        if isinstance(kind, tuple):
-            if value not in kind:
-                raise UserError(f"{path}: [train] {key}: expected one of {', '.join(kind)}, got {value!r}")
-        else:
-            expected = "float" if kind in (positive_float, non_negative_float) else "int"
-            check_type(path, f"[train] {key}", value, expected)
-            try:
-                kind(str(value))
-            except argparse.ArgumentTypeError as e:
-                raise UserError(f"{path}: [train] {key}: {e}") from None
+        check_train_value(path, f"[train] {key}", key, value)
     return doc
+
+
+def read_toml(path: Path, flag: str) -> dict:
+    import tomllib
+
+    if not path.is_file():
+        raise UserError(f"{flag} {path}: no such file")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise UserError(f"{path}: not valid TOML ({str(e).splitlines()[0]})") from None
+
+
+def check_train_value(path, where: str, key: str, value):
+    """A training setting as a file gives it: a known key, the right type, a value its flag would accept."""
+    flags = train_flags()
+    if key not in flags:
+        raise UserError(f"{path}: unknown key {key!r} in [train]; valid keys: {', '.join(flags)}")
+    kind = flags[key][0]
+    if isinstance(kind, tuple):
+        if value not in kind:
+            raise UserError(f"{path}: {where}: expected one of {', '.join(kind)}, got {value!r}")
+        return
+    expected = "float" if kind in (positive_float, non_negative_float) else "int"
+    check_type(path, where, value, expected)
+    try:
+        kind(str(value))
+    except argparse.ArgumentTypeError as e:
+        raise UserError(f"{path}: {where}: {e}") from None
 
 
 def check_type(path, where: str, value, expected: str):
@@ -184,28 +224,54 @@ def check_type(path, where: str, value, expected: str):
         raise UserError(f"{path}: {where}: expected {expected}, got {type(value).__name__} {value!r}")
 
 
-def model_options(args, config: dict, model_name: str) -> dict:
-    """The model's options: the config file's [options], then the flags given."""
+def check_option(path, where: str, model_name: str, key: str, value):
+    """A model option as a file gives it: a field of the model's config (not vocab_size), of the field's type."""
     from makemore import models
 
     fields = {f.name: f.type for f in dataclasses.fields(models.lookup(model_name)[0])}
+    if key not in fields or key == "vocab_size":
+        valid = [f for f in fields if f != "vocab_size"]
+        raise UserError(f"{path}: unknown key {key!r} in [options] for model {model_name!r}; valid keys: {', '.join(valid)}")
+    check_type(path, where, value, fields[key])
+
+
+@dataclass
+class RunSpec:
+    """What a run is, resolved from a config file and the flags given: the data, the model and its options, the
+    training settings."""
+
+    data: list
+    model_name: str
+    options: dict
+    train: TrainConfig
+    condition: str | None
+
+
+def resolve_run(config: dict, path, args=None) -> RunSpec:
+    """A config file's run, with the flags in args (argparse's, None where not given) overriding it."""
+    from makemore import models
+    from makemore.train import TrainConfig
+
+    data = (args.data if args is not None else None) or config.get("data", [])
+    data = [data] if isinstance(data, str) else data
+    model_name = (args.model if args is not None else None) or config.get("model", "hierarchical")
+    models.lookup(model_name)  # unknown model names fail here, before any work
     options = {}
     for key, value in config.get("options", {}).items():
-        if key not in fields or key == "vocab_size":
-            valid = [f for f in fields if f != "vocab_size"]
-            raise UserError(f"{args.config}: unknown key {key!r} in [options] for model {model_name!r}; "
-                            f"valid keys: {', '.join(valid)}")
-        check_type(args.config, f"[options] {key}", value, fields[key])
+        check_option(path, f"[options] {key}", model_name, key, value)
         options[key] = value
+    fields = models.config_fields(model_name)
     for flag, (key, _, _) in model_flags().items():
-        value = getattr(args, flag)
+        value = getattr(args, flag, None)
         if value is None:
             continue
         if key not in fields:
             raise UserError(f"--{flag.replace('_', '-')}: model {model_name!r} has no such option")
         options[key] = value
-    return options
-
+    flags = {k: getattr(args, k, None) for k in train_flags()}
+    train = TrainConfig(**{**config.get("train", {}), **{k: v for k, v in flags.items() if v is not None}})
+    condition = getattr(args, "condition", None) or config.get("condition")
+    return RunSpec(data, model_name, options, train, condition)
 
 
 def default_run_folder(data) -> Path:
@@ -221,15 +287,9 @@ def cmd_train(args) -> int:
     from makemore import models
     from makemore.data import Corpus
     from makemore.sample import default_max_len
-    from makemore.train import CHECKPOINT, RunWriter, TrainConfig, load_run, make_trainer, progress_bar, resume_trainer
+    from makemore.train import (CHECKPOINT, RunWriter, TensorBoard, UpdateRatios, load_run, make_trainer, progress_bar,
+                                resume_trainer)
 
-    config = read_config(args.config) if args.config else {}
-    if args.data:
-        data = args.data
-    else:
-        data = config.get("data", [])
-        data = [data] if isinstance(data, str) else data
-    model_name = args.model or config.get("model", "hierarchical")
     if args.resume:
         if args.data or args.config:
             raise UserError("--resume: the run folder holds its data and config; give neither data nor --config")
@@ -237,28 +297,31 @@ def cmd_train(args) -> int:
         trainer, corpus, model_name, out = resume_trainer(run), run.corpus, run.model_name, run.folder
         print(f"resuming {out} at step {trainer.step:,} of {trainer.cfg.steps:,}")
     else:
-        if not data:
+        spec = resolve_run(read_config(args.config) if args.config else {}, args.config, args)
+        if not spec.data:
             raise UserError("the following arguments are required: data (or --config with data, or --resume RUN)")
-        models.lookup(model_name)  # unknown model names fail here, before any work
-        options = model_options(args, config, model_name)
-        train_cfg = TrainConfig(**{**config.get("train", {}),
-                                   **{k: getattr(args, k) for k in TRAIN_FLAGS if getattr(args, k) is not None}})
-        out = args.out or default_run_folder(data)
+        model_name = spec.model_name
+        out = args.out or default_run_folder(spec.data)
         if out.exists() and not out.is_dir():
             raise UserError(f"--out {out}: exists and is not a folder")
         if (out / CHECKPOINT).exists():
             raise UserError(f"--out {out}: already holds a run; choose another folder or --resume it "
                             "(nothing was overwritten)")
-        corpus = Corpus.load_many(data, condition=args.condition or config.get("condition"))
-        trainer = make_trainer(corpus, model_name, options, train_cfg)
+        corpus = Corpus.load_many(spec.data, condition=spec.condition)
+        trainer = make_trainer(corpus, model_name, spec.options, spec.train)
         print(f"{corpus.source}: {len(corpus.items):,} items, vocabulary of {corpus.vocab.size}; "
               f"{len(trainer.train_data[0]):,} train / {len(trainer.val_data[0]):,} val examples")
-        print(f"model {model_name}: {models.num_params(trainer.model):,} parameters; {train_cfg.steps:,} steps on "
+        print(f"model {model_name}: {models.num_params(trainer.model):,} parameters; {spec.train.steps:,} steps on "
               f"{trainer.device}; run folder {out}")
 
     writer = RunWriter(out, corpus.source, model_name, corpus)
+    tensorboard = TensorBoard(out) if args.tensorboard else None  # before any file: fails if it is not installed
     writer.start(trainer)
     trainer.add_callback(writer)
+    if tensorboard:
+        trainer.add_callback(tensorboard)
+    if args.track_stats:
+        trainer.add_callback(UpdateRatios(out, trainer))
     with progress_bar(trainer) as bar:
         trainer.add_callback(bar)
         try:
@@ -269,6 +332,9 @@ def cmd_train(args) -> int:
             where = f"the checkpoint in {out} is from step {saved}" if saved is not None else "no checkpoint was written"
             print(f"interrupted at step {trainer.step}; {where}; makemore train --resume {out} goes on", file=sys.stderr)
             return 130
+        finally:
+            if tensorboard:
+                tensorboard.close()
     print(f"train {result['train_loss']:.4f}")
     print(f"val {result['val_loss']:.4f}")
     for cls in range(len(corpus.classes)) if corpus.classes else [None]:
@@ -301,7 +367,7 @@ def print_samples(model, vocab, known, n, *, seed=None, max_len, novel_only=Fals
     import torch
 
     from makemore.models import device_of
-    from makemore.sample import generate, novelty
+    from makemore.sample import draw, novelty
 
     device = device_of(model)
     generator = torch.Generator(device=device)
@@ -309,14 +375,8 @@ def print_samples(model, vocab, known, n, *, seed=None, max_len, novel_only=Fals
         generator.seed()
     else:
         generator.manual_seed(seed)
-    shown, drawn = [], []
-    for _ in range(100):  # --novel-only may need several rounds; this bounds a model that only copies
-        batch = generate(model, vocab, n, max_len=max_len, generator=generator, **options)
-        drawn += batch
-        shown += [s for s in batch if not (novel_only and s in known)]
-        if len(shown) >= n:
-            break
-    for name in shown[:n]:
+    shown, drawn = draw(model, vocab, n, known, novel_only=novel_only, max_len=max_len, generator=generator, **options)
+    for name in shown:
         print(f"{name} *" if name in known else name)
     rate = novelty(drawn, known)
     print(f"novelty {100 * rate:.1f}% ({sum(s not in known for s in drawn)} of {len(drawn)} samples are not in the "
@@ -388,7 +448,92 @@ def cmd_plot(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "runs": cmd_runs, "plot": cmd_plot}
+def cmd_sweep(args) -> int:
+    from makemore.sweep import Sweep, default_threads, run_sweep, storage_url, table
+
+    folder = args.out or Path("sweeps") / args.config.stem
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--out {folder}: exists and is not a folder")
+    sweep = Sweep(args.config, args.space, folder, storage_url(folder, args.storage), args.study or folder.name,
+                  args.trials, default_threads(args.workers))
+    best = run_sweep(sweep, args.workers)
+    print(table(folder))
+    if best:
+        print(f"best: trial {best['number']}, val {best['val_loss']:.4f}; makemore train --config {folder / 'best.toml'}")
+    print(f"wrote {folder}/ (best.toml, trials.csv, history.png, trials/)")
+    return 0
+
+
+def cmd_diagnose(args) -> int:
+    import torch
+
+    from makemore import models
+    from makemore.data import IGNORE
+    from makemore.diagnose import collect, read_update_ratios, summarize
+    from makemore.plots import activation_histograms, gradient_histograms, update_ratio_plot
+    from makemore.train import load_run
+
+    run = load_run(args.run)
+    model, seed = run.model, run.train_config.seed
+    if args.init:  # the same model as its run first built it
+        model = models.build(run.model_name, models.make_config(run.model_name, **run.state["model_config"]),
+                             generator=torch.Generator().manual_seed(seed))
+    data = run.examples("train")
+    generator = torch.Generator().manual_seed(seed)
+    batches = []
+    for _ in range(args.batches):
+        ix = torch.randint(0, len(data[0]), (args.batch_size or run.train_config.batch_size,), generator=generator)
+        batch = [t[ix] for t in data]
+        if batch[1].ndim == 2:  # whole words: up to the batch's longest, as training sees them
+            length = int((batch[1] != IGNORE).sum(1).max())
+            batch[:2] = batch[0][:, :length], batch[1][:, :length]
+        batches.append(batch)
+    layers, weight_stats = collect(model, batches)
+    stats = summarize(layers, weight_stats)
+    out = args.out or args.run / "diagnose"
+    out.mkdir(parents=True, exist_ok=True)
+    when = "at init" if args.init else "trained"
+    title = f"({run.model_name}, {when})"
+    activation_histograms(layers, stats["layers"], out / "activations.png", title)
+    gradient_histograms(layers, stats["layers"], weight_stats, stats["weights"], out / "gradients.png", title)
+    print(f"{'layer':28} {'kind':10} {'mean':>7} {'std':>6} {'saturated':>9} {'grad std':>9}")
+    for r in stats["layers"]:
+        sat = f"{100 * r['saturated']:.1f}%" if r["saturated"] is not None else "-"
+        grad = f"{r['grad_std']:.2e}" if r["grad_std"] is not None else "-"
+        print(f"{r['layer']:28} {r['kind']:10} {r['mean']:>+7.3f} {r['std']:>6.3f} {sat:>9} {grad:>9}")
+    for r in stats["weights"]:
+        print(f"weight {r['weight']:30} grad:data {r['grad_to_data']:.2e}")
+    written = ["activations.png", "gradients.png"]
+    records = read_update_ratios(args.run)
+    if records:
+        update_ratio_plot(records, out / "update_ratio.png", f"({run.model_name})")
+        written.append("update_ratio.png")
+    else:
+        print(f"no update:data ratios in {args.run}: train with --track-stats to record them")
+    print(f"wrote {out}/ ({', '.join(written)})")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    import socket
+
+    try:
+        from makemore.serve import serve
+    except ImportError as e:
+        raise UserError(f"serve: {e.name} is not installed; pip install fastapi uvicorn") from None
+    with socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET) as s:  # a clear message, not uvicorn's
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((args.host, args.port))
+        except OSError as e:
+            raise UserError(f"--host {args.host} --port {args.port}: cannot listen there ({e.strerror})") from None
+    serve(args.run, args.host, args.port, device=args.device)
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "runs": cmd_runs, "plot": cmd_plot,
+            "sweep": cmd_sweep, "diagnose": cmd_diagnose,
+            "serve": cmd_serve}
 
 
 def main(argv=None) -> int:

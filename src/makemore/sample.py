@@ -20,7 +20,8 @@ def check_sampling_options(vocab: Vocab, temperature: float, prefix: str):
 
 def next_token(logits, temperature: float, top_k: int | None, generator):
     """Sample one token per row of logits (B, V) -> (B, 1)."""
-    logits = logits / temperature
+    # the max first: a temperature near 0 then gives 0 and -inf (argmax), never inf - inf
+    logits = (logits - logits.amax(dim=-1, keepdim=True)) / temperature
     if top_k is not None and top_k < logits.shape[-1]:
         kth = torch.topk(logits, top_k, dim=-1).values[:, [-1]]  # (B, 1)
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -84,11 +85,14 @@ def generate(
     generator: torch.Generator | None = None,
     cls: int | None = None,
     cached: bool = True,
-) -> list[str]:
+    logprobs: bool = False,
+) -> list[str] | list[tuple[str, float]]:
     """n words, generated as one batch; each is prefix + the characters up to its own end token.
 
     Models with a cache generate with it unless cached=False; the others run naively over their context.
-    A word that reaches max_len characters without an end token is cut there.
+    A word that reaches max_len characters without an end token is cut there. With logprobs, each word comes
+    with its log-probability under the model (temperature 1, no top-k): its characters, prefix included, and
+    its end token.
     """
     check_sampling_options(vocab, temperature, prefix)
     top_k = None if top_k is None else max(1, min(top_k, vocab.size))
@@ -97,13 +101,19 @@ def generate(
     model.eval()
     classes = None if cls is None else torch.full((n,), cls, dtype=torch.long, device=device)
     step = (CachedStep if cached and has_cache(model) else NaiveStep)(model, n, device, classes)
-    for token in [BOUNDARY] + vocab.encode(prefix):
-        logits = step(torch.full((n,), token, dtype=torch.long, device=device))  # (B, V)
+    score = torch.zeros(n, dtype=torch.float64, device=device)  # log-probabilities so far, if asked for
+    logits = step(torch.full((n,), BOUNDARY, dtype=torch.long, device=device))  # (B, V)
+    for token in vocab.encode(prefix):
+        if logprobs:
+            score += F.log_softmax(logits.double(), dim=-1)[:, token]
+        logits = step(torch.full((n,), token, dtype=torch.long, device=device))
     out = torch.full((n, max(max_len - len(prefix), 0)), BOUNDARY, dtype=torch.long, device=device)  # (n, L)
     rows = torch.arange(n, device=device)  # the words still being generated: row b of the batch is word rows[b]
     for t in range(out.shape[1]):
         ix = next_token(logits, temperature, top_k, generator)[:, 0]  # (B,)
         out[rows, t] = ix
+        if logprobs:
+            score[rows] += F.log_softmax(logits.double(), dim=-1).gather(1, ix[:, None])[:, 0]
         going = ix != BOUNDARY
         if not going.all():  # words that ended leave the batch
             keep = going.nonzero()[:, 0]
@@ -114,7 +124,40 @@ def generate(
         if t + 1 < out.shape[1]:
             logits = step(ix)
     model.train(was_training)
-    return [prefix + vocab.decode(row) for row in out.tolist()]
+    words = [prefix + vocab.decode(row) for row in out.tolist()]
+    return list(zip(words, score.tolist())) if logprobs else words
+
+
+@torch.no_grad()
+def next_char_probs(model, vocab: Vocab, prefix: str = "", *, cls: int | None = None) -> list[float]:
+    """The model's distribution of the character after prefix (index = token; 0 is the end), temperature 1."""
+    check_sampling_options(vocab, 1.0, prefix)
+    device = device_of(model)
+    was_training = model.training
+    model.eval()
+    classes = None if cls is None else torch.full((1,), cls, dtype=torch.long, device=device)
+    step = (CachedStep if has_cache(model) else NaiveStep)(model, 1, device, classes)
+    for token in [BOUNDARY] + vocab.encode(prefix):
+        logits = step(torch.full((1,), token, dtype=torch.long, device=device))  # (1, V)
+    model.train(was_training)
+    return F.softmax(logits[0].double(), dim=-1).tolist()
+
+
+def draw(model, vocab: Vocab, n: int, known, *, novel_only: bool = False, rounds: int = 100, deadline: float | None = None,
+         **options) -> tuple[list, list]:
+    """(shown, drawn): n words, drawing again while --novel-only leaves fewer (at most `rounds` batches, and
+    none begun after `deadline`, a time.monotonic() value); drawn is every word generated, for the novelty rate.
+    Items are words, or (word, logprob) with logprobs=True."""
+    import time
+
+    shown, drawn = [], []
+    for _ in range(rounds):
+        batch = generate(model, vocab, n, **options)
+        drawn += batch
+        shown += [w for w in batch if not (novel_only and (w[0] if isinstance(w, tuple) else w) in known)]
+        if len(shown) >= n or (deadline is not None and time.monotonic() > deadline):
+            break
+    return shown[:n], drawn
 
 
 def novelty(samples, known) -> float:

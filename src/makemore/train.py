@@ -38,6 +38,7 @@ class TrainConfig:
     device: str = "auto"
     eval_every: int = 20_000
     log_every: int = 1_000
+    backend: str = "torch"  # torch | jax (hierarchical and conv only; pip install makemore[jax])
 
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -199,7 +200,8 @@ def load_run(folder, device: str = "cpu") -> Run:
 
 class Trainer:
     """Runs the optimisation; callbacks see every event: fn(trainer, event) with event in
-    'log' (every log_every steps: self.last_log), 'eval' (every eval_every steps and at the end: self.last_eval)."""
+    'step' (after each optimizer step), 'log' (every log_every steps: self.last_log), 'eval' (every eval_every
+    steps and at the end: self.last_eval)."""
 
     def __init__(self, model, cfg: TrainConfig, train_data, val_data, generator: torch.Generator, device):
         self.model, self.cfg, self.device = model, cfg, device
@@ -226,11 +228,14 @@ class Trainer:
         for fn in self.callbacks:
             fn(self, event)
 
+    def split_loss(self, data) -> float:
+        return evaluate(self.model, data)
+
     def evaluate(self) -> dict:
         self.last_eval = {
             "step": self.step,
-            "train_loss": evaluate(self.model, self.train_data),
-            "val_loss": evaluate(self.model, self.val_data),
+            "train_loss": self.split_loss(self.train_data),
+            "val_loss": self.split_loss(self.val_data),
         }
         self.emit("eval")
         return self.last_eval
@@ -262,6 +267,7 @@ class Trainer:
             self.optimizer.step()
             losses[self.step % log_every] = loss.detach()
             self.step += 1
+            self.emit("step")
             if self.step % log_every == 0 or self.step == steps:
                 recent = losses[: (self.step - 1) % log_every + 1]
                 self.elapsed = elapsed_before + time.perf_counter() - self.started
@@ -278,6 +284,8 @@ class Trainer:
             if self.stop:
                 break
         self.elapsed = elapsed_before + time.perf_counter() - self.started
+        if self.last_eval.get("step") == self.step:  # stopped by a callback just after an evaluation
+            return self.last_eval
         return self.evaluate()
 
 
@@ -297,6 +305,19 @@ def make_trainer(corpus: Corpus, model_name: str, model_options: dict, cfg: Trai
         model_cfg.block_size = corpus.longest + 1
     torch.manual_seed(cfg.seed)  # for torch.nn layers' own init and for dropout
     generator = torch.Generator().manual_seed(cfg.seed)  # torch.manual_seed(42) before the model, as in the lecture
+    if cfg.backend == "jax":
+        from makemore.jax import MODELS as JAX_MODELS, require
+
+        require()
+        if model_name not in JAX_MODELS:
+            raise UserError(f"--backend jax: model {model_name!r} has no JAX port; JAX models: {', '.join(JAX_MODELS)}")
+        from makemore.jax.train import JaxTrainer
+
+        model = models.build(model_name, model_cfg, generator=generator)  # the same initial weights, then to JAX
+        return JaxTrainer(model_name, model, cfg, examples(model, corpus, "train"), examples(model, corpus, "val"),
+                          generator)
+    if cfg.backend != "torch":
+        raise UserError(f"--backend: expected torch or jax, got {cfg.backend!r}")
     model = models.build(model_name, model_cfg, generator=generator).to(device)
     return Trainer(model, cfg, examples(model, corpus, "train"), examples(model, corpus, "val"), generator, device)
 
@@ -305,6 +326,9 @@ def resume_trainer(run: Run) -> Trainer:
     """A Trainer that goes on from the run's checkpoint as if it had never stopped: the same weights, optimizer
     state, step, batch stream and random state."""
     state, model = run.state, run.model
+    if run.train_config.backend != "torch":
+        raise UserError(f"{run.folder}: a run trained with --backend {run.train_config.backend} cannot be resumed "
+                        "(its optimizer state is not saved); train again")
     if state["optimizer"] is None:
         raise UserError(f"{run.folder}: a {run.model_name} is counted in one pass; there is nothing to resume")
     if state["step"] >= run.train_config.steps:
@@ -326,10 +350,12 @@ def resume_trainer(run: Run) -> Trainer:
 
 class RunWriter:
     """A Trainer callback that keeps the run folder: config.json at the start, a metrics.jsonl line per log and
-    eval, and at every eval the checkpoint, summary.json and loss.png, each written atomically."""
+    eval, and at every eval the checkpoint, summary.json and loss.png (with plot; else none), each written
+    atomically."""
 
-    def __init__(self, folder: Path, data: str, model_name: str, corpus: Corpus):
+    def __init__(self, folder: Path, data: str, model_name: str, corpus: Corpus, plot: bool = True):
         self.folder, self.data, self.model_name, self.corpus = Path(folder), data, model_name, corpus
+        self.plot = plot
         self.metrics: list[dict] = []
         self.saved_step = None
 
@@ -337,10 +363,7 @@ class RunWriter:
         """A new run: config.json and an empty metrics.jsonl. A resumed run keeps the metrics up to its
         checkpoint and drops those written after it, which the resumed run writes again."""
         if trainer.step:
-            path = self.folder / "metrics.jsonl"
-            lines = path.read_text().splitlines() if path.exists() else []
-            self.metrics = [m for m in map(json.loads, lines) if m["step"] <= trainer.step]
-            write_atomic(path, "".join(json.dumps(m) + "\n" for m in self.metrics))
+            self.metrics = truncate_jsonl(self.folder / "metrics.jsonl", trainer.step)
             self.saved_step = trainer.step
             return
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -354,6 +377,8 @@ class RunWriter:
         (self.folder / "metrics.jsonl").write_text("")
 
     def __call__(self, trainer: Trainer, event: str):
+        if event not in ("log", "eval"):
+            return
         record = trainer.last_log if event == "log" else trainer.last_eval
         self.metrics.append(record)
         with open(self.folder / "metrics.jsonl", "a") as f:
@@ -377,7 +402,72 @@ class RunWriter:
             "tokens_per_s": round(tokens / trainer.elapsed, 1) if trainer.elapsed > 0 else None,
         }
         write_atomic(self.folder / "summary.json", json.dumps(summary, indent=2) + "\n")
-        loss_curve(self.metrics, self.folder / "loss.png", title=f"{self.model_name} on {self.data}")
+        if self.plot:
+            loss_curve(self.metrics, self.folder / "loss.png", title=f"{self.model_name} on {self.data}")
+
+
+def truncate_jsonl(path: Path, step: int) -> list[dict]:
+    """A resumed run's records: those up to its checkpoint's step; the ones after it are written again."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    records = [r for r in map(json.loads, lines) if r["step"] <= step]
+    write_atomic(path, "".join(json.dumps(r) + "\n" for r in records))
+    return records
+
+
+class UpdateRatios:
+    """A Trainer callback (--track-stats) for the lecture's update:data ratio: log10(std(update) / std(weight))
+    of every weight matrix, at every step of the first 1,000 and every log_every steps after, into
+    update_ratio.jsonl. The update is the parameter's actual change, so it is right for any optimizer."""
+
+    FILE = "update_ratio.jsonl"
+
+    def __init__(self, folder: Path, trainer: Trainer):
+        self.path = Path(folder) / self.FILE
+        if trainer.step:
+            truncate_jsonl(self.path, trainer.step)
+        else:
+            self.path.write_text("")
+        self.weights = {n: p for n, p in trainer.model.named_parameters() if p.ndim >= 2}
+        self.before = None  # the weights after the previous step, when the next step is one to record
+
+    def wanted(self, trainer: Trainer, step: int) -> bool:
+        return step <= 1000 or step % trainer.cfg.log_every == 0
+
+    @torch.no_grad()
+    def __call__(self, trainer: Trainer, event: str):
+        if event != "step":
+            return
+        if self.before is not None:
+            ratios = {n: ((p - self.before[n]).std() / p.std()).log10().item() for n, p in self.weights.items()}
+            with open(self.path, "a") as f:
+                f.write(json.dumps({"step": trainer.step, "update_ratio": ratios}) + "\n")
+            self.before = None
+        if self.wanted(trainer, trainer.step + 1):
+            self.before = {n: p.detach().clone() for n, p in self.weights.items()}
+
+
+class TensorBoard:
+    """A Trainer callback (--tensorboard) writing the logged and evaluated scalars for TensorBoard."""
+
+    def __init__(self, folder: Path):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise UserError("--tensorboard: tensorboard is not installed; pip install tensorboard "
+                            "(or makemore[tensorboard])") from None
+        self.writer = SummaryWriter(log_dir=str(Path(folder) / "tensorboard"))
+
+    def __call__(self, trainer: Trainer, event: str):
+        if event == "log":
+            self.writer.add_scalar("train/batch_loss", trainer.last_log["loss"], trainer.step)
+            self.writer.add_scalar("train/lr", trainer.last_log["lr"], trainer.step)
+        elif event == "eval":
+            self.writer.add_scalar("loss/train", trainer.last_eval["train_loss"], trainer.step)
+            self.writer.add_scalar("loss/val", trainer.last_eval["val_loss"], trainer.step)
+            self.writer.flush()
+
+    def close(self):
+        self.writer.close()
 
 
 class progress_bar:

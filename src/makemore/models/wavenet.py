@@ -16,7 +16,7 @@ from torch import nn
 from makemore.data import BOUNDARY, IGNORE
 from makemore.errors import UserError
 from makemore.models.base import SequenceModel, levels_for
-from makemore.scratch import BatchNorm1d, Embedding, Linear
+from makemore.scratch import BatchNorm1d, Embedding, Linear, Tanh
 
 
 class CausalConv1d(nn.Module):
@@ -102,6 +102,7 @@ class ConvTree(SequenceModel):
         levels = levels_for(config.block_size)
         self.embedding = Embedding(config.vocab_size, config.n_embd, generator=generator)
         self.convs, self.norms = nn.ModuleList(), nn.ModuleList()
+        self.tanhs = nn.ModuleList(Tanh() for _ in range(levels))  # modules, so that hooks can see each level
         fan_in = config.n_embd
         for level in range(levels):  # the tree's init order: each level's weight, then the head
             self.convs.append(CausalConv1d(fan_in, config.n_hidden, 2, 2**level, generator=generator))
@@ -117,10 +118,10 @@ class ConvTree(SequenceModel):
         mask = None  # the positions that enter BatchNorm's batch statistics: none past a word's end
         if self.training and targets is not None:
             mask = F.pad(targets != IGNORE, (pad, 0), value=True)  # (B, T + pad)
-        for conv, norm in zip(self.convs, self.norms):
+        for conv, norm, tanh in zip(self.convs, self.norms, self.tanhs):
             x = conv(x, pad=False)  # (B, T', H): each level drops the first `dilation` positions
             mask = None if mask is None else mask[:, conv.dilation :]
-            x = torch.tanh(norm(x, mask))
+            x = tanh(norm(x, mask))
         logits = self.head(x)  # (B, T, V)
         return logits, self.loss(logits, targets)
 
@@ -150,8 +151,8 @@ class ConvTree(SequenceModel):
     def step(self, tokens, cache: ConvCache):
         """tokens (B,) at the next position -> logits (B, V) for the one after."""
         x = self.embedding(tokens)  # (B, C)
-        for conv, norm, queue in zip(self.convs, self.norms, cache.queues):
-            x = torch.tanh(norm(conv.step(x, queue, cache.t)))
+        for conv, norm, tanh, queue in zip(self.convs, self.norms, self.tanhs, cache.queues):
+            x = tanh(norm(conv.step(x, queue, cache.t)))
         cache.t += 1
         return self.head(x)
 
@@ -186,12 +187,13 @@ class GatedResidualBlock(nn.Module):
         self.norm = Norm(norm, 2 * n_embd)
         self.residual = Linear(n_embd, n_embd, generator=generator)
         self.skip = Linear(n_embd, n_skip, generator=generator)
+        self.tanh, self.sigmoid = Tanh(), nn.Sigmoid()  # modules, so that hooks can see the gate's halves
 
     def gate(self, h, cond, mask=None):
         if cond is not None:
             h = h + cond  # global conditioning: the class's embedding, the same at every position
         f, g = self.norm(h, mask).chunk(2, dim=-1)
-        return torch.tanh(f) * torch.sigmoid(g)
+        return self.tanh(f) * self.sigmoid(g)
 
     def forward(self, x, cond=None, mask=None):  # x (B, T, C) -> (B, T, C), skip (B, T, S)
         z = self.dropout(self.gate(self.conv(x), cond, mask))

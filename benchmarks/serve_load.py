@@ -1,0 +1,116 @@
+"""A bounded burst against makemore serve on 127.0.0.1: mixed valid and invalid requests from C connections
+for S seconds. Reports requests/s, p50 / p99 latency, the count of each status, and whether the server is
+still up. It fails (exit 1) on any 5xx or a dead server.
+
+    python benchmarks/serve_load.py RUN [--seconds 30] [--connections 32]
+
+It starts `makemore serve RUN` itself on a free port and stops it at the end.
+"""
+
+import argparse
+import asyncio
+import random
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import httpx
+
+VALID = [
+    {"n": 20},
+    {"n": 20, "prefix": "ma", "temperature": 0.8},
+    {"n": 50, "top_k": 5, "seed": 1},
+    {"n": 10, "novel_only": True},
+    {"n": 200},
+]
+INVALID = [
+    {"n": 0},
+    {"n": 5000},
+    {"temperature": 0},
+    {"prefix": "a" * 40},
+    {"prefix": "ma~"},
+    {"n": "many"},
+    {"top_k": -1},
+    {"seed": -5},
+    {"unknown": 1},
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def connection(client, url, until, latencies, statuses, rng):
+    while time.perf_counter() < until:
+        if rng.random() < 0.7:
+            body, kind = dict(rng.choice(VALID)), "valid"
+        elif rng.random() < 0.8:
+            body, kind = rng.choice(INVALID), "invalid"
+        else:
+            body, kind = None, "garbage"
+        start = time.perf_counter()
+        try:
+            if body is None:
+                r = await client.post(url + "/api/generate", content=b"{nope" + b"x" * rng.randint(0, 9000),
+                                      headers={"content-type": "application/json"})
+            else:
+                r = await client.post(url + "/api/generate", json=body)
+            statuses[(kind, r.status_code)] += 1
+        except httpx.HTTPError as e:
+            statuses[(kind, type(e).__name__)] += 1
+            continue
+        latencies.append(time.perf_counter() - start)
+
+
+async def burst(url, seconds, connections):
+    latencies, statuses = [], Counter()
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        until = time.perf_counter() + seconds
+        start = time.perf_counter()
+        await asyncio.gather(*(connection(client, url, until, latencies, statuses, random.Random(k))
+                               for k in range(connections)))
+        elapsed = time.perf_counter() - start
+    return latencies, statuses, elapsed
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run")
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "-m", "makemore", "serve", args.run, "--port", str(port)])
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        latencies, statuses, elapsed = asyncio.run(burst(url, args.seconds, args.connections))
+        alive = httpx.get(url + "/healthz", timeout=5).status_code == 200 and server.poll() is None
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    latencies.sort()
+    total = sum(statuses.values())
+    p = lambda q: 1000 * latencies[min(len(latencies) - 1, int(q * len(latencies)))]  # noqa: E731
+    print(f"{args.connections} connections for {elapsed:.1f} s: {total:,} requests, {total / elapsed:,.1f} requests/s")
+    print(f"latency p50 {p(0.50):.1f} ms, p99 {p(0.99):.1f} ms, max {1000 * latencies[-1]:.1f} ms")
+    for (kind, status), count in sorted(statuses.items(), key=str):
+        print(f"  {kind:8} {status}: {count:,}")
+    errors_5xx = sum(c for (_, s), c in statuses.items() if isinstance(s, int) and s >= 500)
+    failures = sum(c for (_, s), c in statuses.items() if not isinstance(s, int))
+    print(f"5xx: {errors_5xx}; connection errors: {failures}; server up after the burst: {alive}")
+    return 0 if errors_5xx == 0 and failures == 0 and alive else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

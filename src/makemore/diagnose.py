@@ -1,0 +1,112 @@
+"""The lecture's part-3 diagnostics for any model: forward and backward hooks on a few training batches give
+per-layer activation and gradient statistics; the update:data ratio comes from a run trained with --track-stats.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from makemore import scratch
+from makemore.data import IGNORE
+
+ACTIVATIONS = (scratch.Tanh, nn.Tanh, nn.Sigmoid, nn.GELU, nn.ReLU, nn.RNNBase)
+TANH_LIKE = (scratch.Tanh, nn.Tanh, nn.RNNBase)  # outputs in [-1, 1], where |x| > 0.97 is saturation
+SATURATED = 0.97
+
+
+@dataclass
+class Layer:
+    name: str
+    kind: str
+    tanh_like: bool
+    outputs: list = field(default_factory=list)  # the output values over the batches, padding left out
+    grads: list = field(default_factory=list)  # d loss / d output at the same places
+
+
+def watched_layers(model) -> list[tuple[str, nn.Module]]:
+    """The nonlinearities, as the lecture watches its Tanh layers; a model with none (the bigram) shows its
+    leaf modules, or its own output."""
+    found = [(n, m) for n, m in model.named_modules() if isinstance(m, ACTIVATIONS)]
+    if found:
+        return found
+    leaves = [(n, m) for n, m in model.named_modules() if n and not any(m.children())]
+    return leaves or [("model", model)]
+
+
+def collect(model, batches) -> tuple[list[Layer], dict]:
+    """Runs each batch forward and backward in training mode (batch statistics, as the model trains) and
+    returns the watched layers' outputs and output gradients, and each weight matrix's gradient."""
+    layers, handles = [], []
+    state = {}  # the current batch's target mask, for sequence models: outputs past a word's end are padding
+
+    def keep(layer, out):
+        if isinstance(out, tuple):  # RNN / GRU / LSTM: (output, state)
+            out = out[0]
+        mask = state.get("mask")
+
+        def real(t):  # the values at real positions, flattened
+            if mask is not None and t.ndim == 3:
+                return t[:, -mask.shape[1]:][mask].float().flatten().cpu()  # conv tree levels: align on the right
+            return t.float().flatten().cpu()
+
+        layer.outputs.append(real(out.detach()))
+        if out.requires_grad:  # the backward hook: d loss / d output, at the same places
+            out.register_hook(lambda g: layer.grads.append(real(g.detach())))
+
+    for name, module in watched_layers(model):
+        layer = Layer(name, type(module).__name__, isinstance(module, TANH_LIKE))
+        layers.append(layer)
+        handles.append(module.register_forward_hook(lambda m, args, out, layer=layer: keep(layer, out)))
+    weights = {n: p for n, p in model.named_parameters() if p.ndim >= 2}
+    grads = {n: [] for n in weights}
+    was_training = model.training
+    model.train()
+    try:
+        for batch in batches:
+            X, Y = batch[:2]
+            state["mask"] = (Y != IGNORE) if Y.ndim == 2 else None
+            model.zero_grad(set_to_none=True)
+            _, loss = model(*batch)
+            if loss.requires_grad:
+                loss.backward()
+            for n, p in weights.items():
+                if p.grad is not None:
+                    grads[n].append(p.grad.detach().float().flatten().cpu())
+    finally:
+        for h in handles:
+            h.remove()
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+    weight_stats = {n: {"grad": torch.cat(g), "data": weights[n].detach().float().flatten().cpu()}
+                    for n, g in grads.items() if g}
+    return layers, weight_stats
+
+
+def summarize(layers: list[Layer], weight_stats: dict) -> dict:
+    rows = []
+    for layer in layers:
+        out = torch.cat(layer.outputs)
+        grad = torch.cat(layer.grads) if layer.grads else None
+        rows.append({
+            "layer": layer.name, "kind": layer.kind, "mean": out.mean().item(), "std": out.std().item(),
+            "saturated": (out.abs() > SATURATED).float().mean().item() if layer.tanh_like else None,
+            "grad_mean": grad.mean().item() if grad is not None else None,
+            "grad_std": grad.std().item() if grad is not None else None,
+        })
+    weights = [{"weight": n, "grad_std": s["grad"].std().item(),
+                "grad_to_data": (s["grad"].std() / s["data"].std()).item()} for n, s in weight_stats.items()]
+    return {"layers": rows, "weights": weights}
+
+
+def read_update_ratios(folder: Path) -> list[dict]:
+    from makemore.train import UpdateRatios
+
+    path = Path(folder) / UpdateRatios.FILE
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line]

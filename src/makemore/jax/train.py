@@ -1,0 +1,137 @@
+"""Training in JAX: optax optimizers and schedules, a jax.jit-compiled step, whole-split evaluation.
+
+JaxTrainer has the Trainer's events and attributes, so the run folder (RunWriter) and the progress bar serve
+both backends. Its `model` is the PyTorch twin, loaded with the JAX weights at every evaluation: the run
+folder holds a PyTorch checkpoint, and `makemore sample` / `eval` read it as any other.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import jax
+import jax.numpy as jnp
+import optax
+import torch
+from flax import nnx
+
+from makemore.data import IGNORE
+from makemore.jax.models import set_training, to_jax, to_torch
+from makemore.train import TrainConfig
+
+EVAL_CHUNK = 4096
+
+
+def schedule(cfg: TrainConfig):
+    """makemore.train.lr_at, as a function of optax's update count."""
+    if cfg.schedule == "step":
+        return lambda count: jnp.where(count < cfg.decay_at * cfg.steps, cfg.lr, cfg.lr * cfg.decay_factor)
+    if cfg.schedule == "cosine":
+        final = cfg.lr * cfg.decay_factor
+        return lambda count: final + 0.5 * (cfg.lr - final) * (1 + jnp.cos(math.pi * count / max(cfg.steps - 1, 1)))
+    return lambda count: cfg.lr
+
+
+def optimizer_for(cfg: TrainConfig):
+    lr = schedule(cfg)
+    if cfg.optimizer == "sgd":  # p += -lr * (grad + weight_decay * p), as LectureSGD
+        return optax.chain(optax.add_decayed_weights(cfg.weight_decay), optax.sgd(lr)) if cfg.weight_decay else optax.sgd(lr)
+    return optax.adamw(lr, weight_decay=cfg.weight_decay)  # torch's AdamW defaults: betas (0.9, 0.999), eps 1e-8
+
+
+class JaxTrainer:
+    def __init__(self, name: str, torch_model, cfg: TrainConfig, train_data, val_data, generator: torch.Generator):
+        self.model, self.cfg, self.generator = torch_model.cpu(), cfg, generator
+        self.device = torch.device("cpu")  # of the PyTorch twin; JAX places its arrays on its default device
+        self.train_data, self.val_data = train_data[:2], val_data[:2]
+        Y = self.train_data[1]
+        self.targets_per_row = (Y != IGNORE).sum().item() / len(Y)
+        self.jax_model = to_jax(name, torch_model.train())
+        self.optimizer = None  # no torch optimizer: the optax state lives in self.state
+        self.step, self.elapsed = 0, 0.0
+        self.callbacks, self.last_log, self.last_eval, self.stop = [], {}, {}, False
+
+        model = self.jax_model
+        optimizer = nnx.Optimizer(model, optimizer_for(cfg), wrt=nnx.Param)
+        set_training(model, False)
+        eval_graph, _ = nnx.split(model)
+        set_training(model, True)
+        self.graph, self.state = nnx.split((model, optimizer))
+        self.X, self.Y = (jnp.asarray(t.numpy()) for t in self.train_data)
+
+        @jax.jit
+        def train_step(state, X, Y, ix):  # one optimizer step on the batch X[ix], Y[ix]
+            model, optimizer = nnx.merge(self.graph, state)
+            loss, grads = nnx.value_and_grad(lambda m: m(X[ix], Y[ix])[1])(model)
+            optimizer.update(model, grads)
+            return loss, nnx.state((model, optimizer))
+
+        @jax.jit
+        def chunk_loss(model_state, X, Y):  # summed cross-entropy and count of targets, in eval mode
+            logits, _ = nnx.merge(eval_graph, model_state)(X)
+            logits, targets = logits.reshape(-1, logits.shape[-1]), Y.reshape(-1)
+            valid = targets != IGNORE
+            logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+            picked = jnp.take_along_axis(logp, jnp.where(valid, targets, 0)[:, None], axis=1)[:, 0]
+            return -(picked * valid).sum(), valid.sum()
+
+        self.train_step, self.chunk_loss = train_step, chunk_loss
+
+    def add_callback(self, fn):
+        self.callbacks.append(fn)
+
+    def emit(self, event: str):
+        for fn in self.callbacks:
+            fn(self, event)
+
+    def split_loss(self, data) -> float:
+        model_state = self.state[0]
+        total, count = 0.0, 0
+        X, Y = data
+        for i in range(0, len(X), EVAL_CHUNK):
+            x, y = X[i : i + EVAL_CHUNK], Y[i : i + EVAL_CHUNK]
+            if len(x) < EVAL_CHUNK:  # one compiled shape: pad the last chunk with rows that have no targets
+                pad = EVAL_CHUNK - len(x)
+                x = torch.cat([x, x[:1].expand(pad, *x.shape[1:])])
+                y = torch.cat([y, torch.full((pad, *y.shape[1:]), IGNORE, dtype=y.dtype)])
+            s, n = self.chunk_loss(model_state, jnp.asarray(x.numpy()), jnp.asarray(y.numpy()))
+            total, count = total + float(s), count + int(n)
+        return total / count
+
+    def evaluate(self) -> dict:
+        self.last_eval = {"step": self.step, "train_loss": self.split_loss(self.train_data),
+                          "val_loss": self.split_loss(self.val_data)}
+        model, _ = nnx.merge(self.graph, self.state)
+        to_torch(model, self.model)  # the run folder's checkpoint holds these weights
+        self.emit("eval")
+        return self.last_eval
+
+    def run(self) -> dict:
+        cfg = self.cfg
+        started, before = time.perf_counter(), self.elapsed
+        log_every = max(1, min(cfg.log_every, cfg.steps))
+        losses = []
+        n = len(self.train_data[0])
+        while self.step < cfg.steps:
+            ix = torch.randint(0, n, (cfg.batch_size,), generator=self.generator)  # the torch Trainer's batches
+            loss, self.state = self.train_step(self.state, self.X, self.Y, jnp.asarray(ix.numpy()))
+            losses.append(loss)
+            self.step += 1
+            self.emit("step")
+            if self.step % log_every == 0 or self.step == cfg.steps:
+                recent = jnp.stack(losses)
+                losses = []
+                self.elapsed = before + time.perf_counter() - started
+                self.last_log = {"step": self.step, "loss": float(recent.mean()),
+                                 "log10_loss": float(jnp.log10(recent).mean()),
+                                 "lr": float(schedule(cfg)(self.step - 1)), "time": self.elapsed}
+                self.emit("log")
+            if self.step % cfg.eval_every == 0 and self.step < cfg.steps:
+                self.evaluate()
+            if self.stop:
+                break
+        self.elapsed = before + time.perf_counter() - started
+        if self.last_eval.get("step") == self.step:
+            return self.last_eval
+        return self.evaluate()

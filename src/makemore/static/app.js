@@ -1,0 +1,110 @@
+// The page: the form posts to /api/generate and /api/next; no build step.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+
+function showError(message) {
+  $("error").textContent = message;
+  $("error").hidden = !message;
+}
+
+async function post(path, body) {
+  const response = await fetch(path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const data = await response.json();
+  if (!response.ok) throw new Error(data.error || response.statusText);
+  return data;
+}
+
+async function loadModel() {
+  const info = await (await fetch("/api/model")).json();
+  const val = info.val_loss == null ? "" : `, val loss ${info.val_loss.toFixed(4)}`;
+  $("model-info").textContent =
+    `${info.model} on ${info.data}: ${info.params.toLocaleString()} parameters${val}, ${info.items.toLocaleString()} items`;
+  if (info.classes.length) {
+    for (const c of info.classes) $("class").append(new Option(c, c));
+    $("class-label").hidden = false;
+  }
+}
+
+function request() {
+  const body = {
+    n: Number($("n").value),
+    temperature: Number($("temperature").value),
+    prefix: $("prefix").value,
+    novel_only: $("novel_only").checked,
+  };
+  if (!$("class-label").hidden) body.class = $("class").value;
+  return body;
+}
+
+function showNames(data) {
+  const list = $("names");
+  list.replaceChildren();
+  for (const item of data.names) {
+    const li = document.createElement("li");
+    li.textContent = item.name;
+    li.title = `log-probability ${item.logprob.toFixed(2)}` + (item.known ? " — in the training data" : "");
+    if (item.known) li.classList.add("known");
+    list.append(li);
+  }
+  $("stats").textContent = `novelty ${(100 * data.novelty).toFixed(1)}% of ${data.drawn} drawn`;
+  $("results").hidden = false;
+}
+
+function showNext(data) {
+  const chart = $("chart");
+  chart.replaceChildren();
+  const top = data.next.slice(0, 15);
+  const max = Math.max(...top.map((c) => c.p));
+  for (const c of top) {
+    const col = document.createElement("div");
+    col.className = "col";
+    col.title = `${c.end ? "end" : c.char}: ${(100 * c.p).toFixed(1)}%`;
+    const fill = document.createElement("div");
+    fill.className = "fill";
+    fill.style.height = `${(100 * c.p) / max}%`;
+    const label = document.createElement("span");
+    label.className = "lab";
+    label.textContent = c.end ? "⏎" : c.char === " " ? "␣" : c.char;
+    col.append(fill, label);
+    chart.append(col);
+  }
+  $("next-prefix").textContent = data.prefix;
+  $("next-section").hidden = false;
+}
+
+$("form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  showError("");
+  $("generate").disabled = true;
+  try {
+    const body = request();
+    const [names, next] = await Promise.all([
+      post("/api/generate", body),
+      post("/api/next", { prefix: body.prefix, ...(body.class ? { class: body.class } : {}) }),
+    ]);
+    showNames(names);
+    showNext(next);
+  } catch (error) {
+    showError(error.message);
+  } finally {
+    $("generate").disabled = false;
+  }
+});
+
+$("copy").addEventListener("click", async () => {
+  const text = [...$("names").children].map((li) => li.textContent).join("\n");
+  try {
+    await navigator.clipboard.writeText(text);
+    $("copy").textContent = "Copied";
+  } catch {
+    $("copy").textContent = "Copy failed";
+  }
+  setTimeout(() => ($("copy").textContent = "Copy"), 1500);
+});
+
+loadModel().catch((error) => showError(`cannot load the model: ${error.message}`));

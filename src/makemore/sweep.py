@@ -1,0 +1,355 @@
+"""Hyperparameter search with Optuna: TPE sampling, pruning on the periodic val loss, any Optuna storage.
+
+A sweep is a folder: study.db (SQLite, unless --storage names another database), trials/NNNN/ (one run folder
+per trial), and at the end best.toml (the base config with the best trial's values), trials.csv and
+history.png. Running the same command again resumes it: finished trials are kept, and a trial whose worker
+was killed is found by its stopped heartbeat and run again with the same values.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from makemore.errors import UserError
+from makemore.files import write_atomic
+
+HEARTBEAT_S = 5  # a worker's trial writes a heartbeat this often ...
+GRACE_S = 20  # ... and one silent this long is taken for killed, failed and queued again with its values
+SECTIONS = ("options", "train")
+
+
+@dataclass
+class Param:
+    """One entry of the space: [section] key = {low, high[, log][, step]} or {choices}."""
+
+    section: str
+    key: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: list | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.section}.{self.key}"
+
+    def suggest(self, trial):
+        if self.choices is not None:
+            return trial.suggest_categorical(self.name, self.choices)
+        if all(isinstance(v, int) for v in (self.low, self.high)) and (self.step is None or isinstance(self.step, int)):
+            return trial.suggest_int(self.name, self.low, self.high, log=self.log, step=self.step or 1)
+        return trial.suggest_float(self.name, self.low, self.high, log=self.log, step=self.step)
+
+
+def read_space(path: Path, model_name: str) -> list[Param]:
+    """The search space file; a bad entry is a one-line error naming the file and the entry."""
+    from makemore.cli import check_option, check_train_value, read_toml
+
+    doc = read_toml(path, "--space")
+    params = []
+    for section, table in doc.items():
+        if section not in SECTIONS or not isinstance(table, dict):
+            raise UserError(f"{path}: {section!r}: the space has the tables [options] and [train] only")
+        for key, entry in table.items():
+            where = f"[{section}] {key}"
+            if not isinstance(entry, dict):
+                raise UserError(f"{path}: {where}: expected a table such as {{ low = 1e-3, high = 1e-1, log = true }} "
+                                f"or {{ choices = [32, 64] }}")
+            unknown = set(entry) - {"low", "high", "log", "step", "choices"}
+            if unknown:
+                raise UserError(f"{path}: {where}: unknown field {sorted(unknown)[0]!r}; fields: low, high, log, step, choices")
+            if "choices" in entry:
+                if set(entry) != {"choices"} or not isinstance(entry["choices"], list) or not entry["choices"]:
+                    raise UserError(f"{path}: {where}: choices must be a non-empty list, alone in its entry")
+                values = entry["choices"]
+            else:
+                if "low" not in entry or "high" not in entry:
+                    raise UserError(f"{path}: {where}: needs low and high, or choices")
+                low, high = entry["low"], entry["high"]
+                if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)) or not low < high:
+                    raise UserError(f"{path}: {where}: low and high must be numbers with low < high, got {low!r} and {high!r}")
+                if not isinstance(entry.get("log", False), bool):
+                    raise UserError(f"{path}: {where}: log must be true or false")
+                if entry.get("log") and (low <= 0 or "step" in entry):
+                    raise UserError(f"{path}: {where}: a log scale needs low > 0 and no step")
+                step = entry.get("step")
+                if step is not None and (isinstance(step, bool) or not isinstance(step, (int, float)) or step <= 0):
+                    raise UserError(f"{path}: {where}: step must be a positive number, got {step!r}")
+                values = [low, high]
+            for value in values:  # each end (or choice) must be a value the config file itself would accept
+                if section == "train":
+                    check_train_value(path, where, key, value)
+                else:
+                    check_option(path, where, model_name, key, value)
+            params.append(Param(section, key, choices=entry.get("choices"), low=entry.get("low"), high=entry.get("high"),
+                                log=entry.get("log", False), step=entry.get("step")))
+    if not params:
+        raise UserError(f"{path}: the space is empty; give at least one entry under [options] or [train]")
+    return params
+
+
+def apply(config: dict, params: dict) -> dict:
+    """The base config with a trial's values ({"train.lr": 0.01, ...}) set in their tables."""
+    doc = copy.deepcopy(config)
+    for name, value in params.items():
+        section, key = name.split(".", 1)
+        doc.setdefault(section, {})[key] = value
+    return doc
+
+
+@dataclass
+class Sweep:
+    """Everything a worker needs, plain enough to hand to a spawned process."""
+
+    config_path: Path
+    space_path: Path
+    folder: Path
+    storage: str
+    study_name: str
+    trials: int
+    threads: int
+
+
+def storage_url(folder: Path, url: str | None) -> str:
+    return url or f"sqlite:///{(folder / 'study.db').resolve()}"
+
+
+def open_study(sweep: Sweep, config: dict, params: list[Param], create: bool = False):
+    import warnings
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial prints its own line
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats: stable since 2.9
+    engine = {"connect_args": {"timeout": 60}} if sweep.storage.startswith("sqlite") else {}
+    for attempt in range(5):
+        try:
+            storage = optuna.storages.RDBStorage(
+                sweep.storage, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
+            break
+        except Exception as e:  # a malformed URL, a missing driver, a server that does not answer
+            if type(e).__name__ == "IntegrityError" and attempt < 4:  # another machine made the tables just now
+                time.sleep(1 + attempt)
+                continue
+            raise UserError(f"--storage {sweep.storage}: cannot open it ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    sampler = optuna.samplers.TPESampler(n_startup_trials=min(10, max(2, sweep.trials // 3)))
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=min(5, max(1, sweep.trials // 4)))
+    if not create:
+        return optuna.load_study(study_name=sweep.study_name, storage=storage, sampler=sampler, pruner=pruner)
+    study = optuna.create_study(study_name=sweep.study_name, storage=storage, sampler=sampler, pruner=pruner,
+                                direction="minimize", load_if_exists=True)
+    described = {"config": config, "space": [p.__dict__ for p in params]}
+    if "sweep" not in study.user_attrs:
+        study.set_user_attr("sweep", described)
+    elif study.user_attrs["sweep"] != json.loads(json.dumps(described)):
+        raise UserError(f"study {sweep.study_name!r} in {sweep.storage} was started with another config or space; "
+                        "give another --out or --study")
+    return study
+
+
+def counts(study) -> dict:
+    """How many trials are in each state: complete, pruned, running, waiting, fail."""
+    states = [t.state.name.lower() for t in study.get_trials(deepcopy=False)]
+    return {state: states.count(state) for state in ("complete", "pruned", "running", "waiting", "fail")}
+
+
+def work(sweep: Sweep, worker: int = 0):
+    """One worker: trials until the study has sweep.trials finished ones. Several run side by side, here or on
+    other machines sharing the storage."""
+    import optuna
+    import torch
+
+    from makemore.cli import read_config, resolve_run
+    from makemore.data import Corpus
+    from makemore.train import RunWriter, make_trainer
+
+    torch.set_num_threads(sweep.threads)
+    config = read_config(sweep.config_path)
+    spec = resolve_run(config, sweep.config_path)
+    params = read_space(sweep.space_path, spec.model_name)
+    corpus = Corpus.load_many(spec.data, condition=spec.condition)
+    study = open_study(sweep, config, params)
+
+    def objective(trial):
+        values = {p.name: p.suggest(trial) for p in params}
+        try:
+            run = resolve_run(apply(config, values), sweep.config_path)
+            trainer = make_trainer(corpus, run.model_name, run.options, run.train)
+        except UserError as e:  # values that do not go together, such as n_embd not a multiple of n_head
+            print(f"trial {trial.number:>3}: failed: {e}", flush=True)
+            trial.set_user_attr("error", str(e))
+            return float("nan")  # Optuna's mark of a failed trial
+        trial.set_user_attr("params_count", sum(p.numel() for p in trainer.model.parameters()))
+        writer = RunWriter(sweep.folder / "trials" / f"{trial.number:04d}", corpus.source, run.model_name, corpus,
+                           plot=False)  # a figure per evaluation would cost more than a short trial
+        writer.start(trainer)
+        trainer.add_callback(writer)
+        pruned = []
+
+        def report(trainer, event):
+            if event != "eval" or trainer.step >= trainer.cfg.steps:
+                return
+            val = trainer.last_eval["val_loss"]
+            trial.report(val, trainer.step)
+            if not math.isfinite(val) or trial.should_prune():
+                pruned.append(trainer.step)
+                trainer.stop = True
+
+        trainer.add_callback(report)
+        try:
+            result = trainer.run()
+        except KeyboardInterrupt:  # not lost: queued again with the same values, for the resumed sweep
+            study.enqueue_trial(values, skip_if_exists=False)
+            raise
+        trial.set_user_attr("steps", trainer.step)
+        trial.set_user_attr("train_loss", result["train_loss"])
+        trial.set_user_attr("time_s", round(trainer.elapsed, 2))
+        shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
+        if pruned:
+            print(f"trial {trial.number:>3}: pruned at step {pruned[0]:,}, val {result['val_loss']:.4f} ({shown})", flush=True)
+            raise optuna.TrialPruned()
+        print(f"trial {trial.number:>3}: val {result['val_loss']:.4f} in {trainer.elapsed:.1f}s ({shown})", flush=True)
+        return result["val_loss"]
+
+    while True:
+        n = counts(study)
+        finished = n["complete"] + n["pruned"]
+        if n["fail"] > 2 * sweep.trials:
+            raise UserError(f"{n['fail']} trials failed; see the messages above and mend the space or the config")
+        if n["waiting"]:  # queued: killed trials put back with their values come first, even past the count
+            study.optimize(objective, n_trials=1)
+        elif finished >= sweep.trials and not n["running"]:
+            return
+        elif finished + n["running"] >= sweep.trials:
+            # the rest are running, here, elsewhere, or in a worker that was killed: wait for each to end, or to
+            # be found stale by its heartbeat and queued again
+            time.sleep(1)
+            optuna.storages.fail_stale_trials(study)
+        else:
+            study.optimize(objective, n_trials=1)
+
+
+def worker_main(sweep: Sweep, worker: int):
+    """A spawned worker's entry: a one-line message rather than a traceback."""
+    import sys
+
+    try:
+        work(sweep, worker)
+    except UserError as e:
+        print(f"makemore sweep: worker {worker}: error: {e}", file=sys.stderr)
+        raise SystemExit(2)
+    except KeyboardInterrupt:
+        raise SystemExit(130)
+
+
+def run_sweep(sweep: Sweep, workers: int) -> dict:
+    """Create or resume the study, run the workers, write the outputs; returns the best trial's summary."""
+    from makemore.cli import read_config, resolve_run
+
+    config = read_config(sweep.config_path)
+    spec = resolve_run(config, sweep.config_path)
+    if not spec.data:
+        raise UserError(f"{sweep.config_path}: a sweep's base config must name its data")
+    params = read_space(sweep.space_path, spec.model_name)
+    sweep.folder.mkdir(parents=True, exist_ok=True)
+    study = open_study(sweep, config, params, create=True)
+    n = counts(study)
+    print(f"sweep {sweep.folder}: {len(params)} parameters, {n['complete'] + n['pruned']} of {sweep.trials} trials done, "
+          f"{workers} worker{'s' * (workers > 1)}; storage {sweep.storage}", flush=True)
+    try:
+        if workers == 1:
+            work(sweep)
+        else:
+            import multiprocessing
+
+            context = multiprocessing.get_context("spawn")  # a fresh interpreter each: no forked torch threads
+            processes = [context.Process(target=worker_main, args=(sweep, k)) for k in range(workers)]
+            for p in processes:
+                p.start()
+            try:
+                for p in processes:
+                    p.join()
+            except KeyboardInterrupt:  # the workers got the same Ctrl-C; let them put their trials back
+                for p in processes:
+                    p.join(timeout=30)
+                raise
+            failed = [p.exitcode for p in processes if p.exitcode]
+            if failed:
+                raise UserError(f"{len(failed)} of {workers} workers failed (exit codes {failed}); "
+                                "run the same command to resume")
+    finally:
+        write_outputs(sweep, config, study)
+    return best_summary(study)
+
+
+def best_summary(study) -> dict:
+    try:
+        best = study.best_trial
+    except ValueError:
+        return {}
+    return {"number": best.number, "val_loss": best.value, "params": best.params}
+
+
+def write_outputs(sweep: Sweep, config: dict, study):
+    """best.toml, trials.csv and history.png, from whatever the study holds now."""
+    from makemore.plots import sweep_history
+
+    trials = study.get_trials(deepcopy=False)
+    names = sorted({k for t in trials for k in t.params})
+    header = ["trial", "state", "val_loss", "train_loss", "steps", "time_s", "params_count", *names]
+    rows = []
+    for t in trials:
+        attrs = t.user_attrs
+        value = t.value if t.value is not None else (t.intermediate_values[max(t.intermediate_values)]
+                                                      if t.intermediate_values else None)
+        rows.append([t.number, t.state.name.lower(), value, attrs.get("train_loss"), attrs.get("steps"),
+                     attrs.get("time_s"), attrs.get("params_count"), *(t.params.get(k) for k in names)])
+    text = "".join(",".join("" if v is None else f"{v:.6g}" if isinstance(v, float) else str(v) for v in row) + "\n"
+                   for row in [header, *rows])
+    write_atomic(sweep.folder / "trials.csv", text)
+    finished = [(r[0], r[2], r[1]) for r in rows if r[1] in ("complete", "pruned") and r[2] is not None]
+    sweep_history(finished, sweep.folder / "history.png", title=f"sweep {sweep.study_name}")
+    best = best_summary(study)
+    if best:
+        header_line = (f"# The best of {len(finished)} trials of sweep {sweep.study_name!r}: trial {best['number']}, "
+                       f"val {best['val_loss']:.4f}.\n")
+        write_atomic(sweep.folder / "best.toml", header_line + to_toml(apply(config, best["params"])))
+
+
+def to_toml(doc: dict) -> str:
+    """A run config as TOML: the top keys, then [options] and [train]. Values are strings, numbers, booleans or
+    lists of strings; json's spelling of a string is valid TOML."""
+
+    def value(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v) if not isinstance(v, float) or math.isfinite(v) else ("nan" if v != v else f"{'-' if v < 0 else ''}inf")
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return json.dumps(v, ensure_ascii=False)
+
+    lines = [f"{k} = {value(v)}" for k, v in doc.items() if not isinstance(v, dict)]
+    for section in SECTIONS:
+        if doc.get(section):
+            lines += ["", f"[{section}]", *(f"{k} = {value(v)}" for k, v in doc[section].items())]
+    return "\n".join(lines) + "\n"
+
+
+def table(folder: Path) -> str:
+    """trials.csv as aligned columns, for the terminal."""
+    rows = [line.split(",") for line in (folder / "trials.csv").read_text().splitlines()]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows)
+
+
+def default_threads(workers: int) -> int:
+    return max(1, (os.cpu_count() or 1) // workers)

@@ -1,0 +1,254 @@
+"""makemore sweep: Optuna TPE with pruning, SQLite by default, several workers, resumed after a kill, and one
+study shared by two sweeps (two machines) through a real PostgreSQL server."""
+
+import csv
+import glob
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import assert_one_line_error, run_cli
+
+optuna = pytest.importorskip("optuna")
+
+SPACE = """
+[train]
+lr = { low = 1e-3, high = 1e-1, log = true }
+[options]
+n_embd = { choices = [4, 8] }
+n_hidden = { low = 8, high = 32, step = 8 }
+"""
+
+
+@pytest.fixture
+def sweep_files(tmp_path, word_file):
+    def make(steps=60, eval_every=20):
+        base = tmp_path / "base.toml"
+        base.write_text(f'data = "{word_file.as_posix()}"\nmodel = "mlp"\n[options]\nblock_size = 3\n'
+                        f'[train]\nsteps = {steps}\nbatch_size = 16\neval_every = {eval_every}\noptimizer = "adamw"\n')
+        space = tmp_path / "space.toml"
+        space.write_text(SPACE)
+        return base, space
+
+    return make
+
+
+def finished(trials):
+    return [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+
+
+def load(folder, storage=None, study=None):
+    return optuna.load_study(study_name=study or Path(folder).name, storage=storage or f"sqlite:///{folder}/study.db")
+
+
+def test_two_workers_write_best_config_table_and_history_then_resume_to_more_trials(tmp_path, sweep_files):
+    from makemore.cli import read_config
+
+    base, space = sweep_files()
+    out = tmp_path / "sweep"
+    result = run_cli("sweep", "--config", base, "--space", space, "--trials", 6, "--workers", 2, "--out", out)
+    assert result.returncode == 0, result.stderr
+    study = load(out)
+    done = finished(study.trials)
+    assert len(done) >= 6
+    assert {t.number for t in done} <= {t.number for t in study.trials}
+    best = study.best_trial
+    config = read_config(out / "best.toml")  # a valid run config, the best trial's values in their tables
+    assert config["train"]["lr"] == best.params["train.lr"]
+    assert config["options"]["n_embd"] == best.params["options.n_embd"]
+    assert config["options"]["n_hidden"] == best.params["options.n_hidden"]
+    assert config["options"]["block_size"] == 3 and config["model"] == "mlp"  # the base config's own values stay
+    rows = list(csv.DictReader((out / "trials.csv").open()))
+    assert [int(r["trial"]) for r in rows] == [t.number for t in study.trials]
+    assert float(min((r for r in rows if r["state"] == "complete"), key=lambda r: float(r["val_loss"]))["val_loss"]) \
+        == pytest.approx(best.value, rel=1e-5)
+    assert (out / "history.png").read_bytes()[:4] == b"\x89PNG"
+    for t in done:  # every trial is a run folder like any other
+        assert (out / "trials" / f"{t.number:04d}" / "summary.json").exists()
+    assert f"best: trial {best.number}, val {best.value:.4f}" in result.stdout
+
+    before = {t.number: (t.params, t.value) for t in done}
+    again = run_cli("sweep", "--config", base, "--space", space, "--trials", 8, "--out", out)
+    assert again.returncode == 0, again.stderr
+    assert "6 of 8 trials done" in again.stdout or "7 of 8 trials done" in again.stdout
+    after = load(out).trials
+    assert len(finished(after)) >= 8
+    assert all((after[n].params, after[n].value) == kept for n, kept in before.items())  # nothing lost or redone
+
+
+def test_pruning_stops_trials_early_on_the_periodic_val_loss(tmp_path, sweep_files):
+    base, space = sweep_files(steps=100, eval_every=10)
+    out = tmp_path / "sweep"
+    result = run_cli("sweep", "--config", base, "--space", space, "--trials", 8, "--out", out)
+    assert result.returncode == 0, result.stderr
+    trials = load(out).trials
+    pruned = [t for t in trials if t.state.name == "PRUNED"]
+    assert pruned, "eight trials, ten reports each and a median pruner: some stop early"
+    for t in pruned:
+        assert t.user_attrs["steps"] < 100 and max(t.intermediate_values) == t.user_attrs["steps"]
+
+
+def test_a_killed_sweep_resumes_with_no_finished_trial_lost_and_the_killed_trial_run_again(tmp_path, sweep_files):
+    base, space = sweep_files(steps=400, eval_every=100)
+    out = tmp_path / "sweep"
+    args = [sys.executable, "-m", "makemore", "sweep", *map(str, ["--config", base, "--space", space, "--trials", 8,
+                                                                   "--workers", 2, "--out", out])]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            time.sleep(0.5)
+            if not (out / "study.db").exists():
+                continue
+            try:
+                trials = load(out).trials
+            except KeyError:  # the study is not made yet
+                continue
+            if len(finished(trials)) >= 2 and any(t.state.name == "RUNNING" and t.params for t in trials):
+                break
+        else:
+            pytest.fail("the sweep did not get going")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the parent and both workers, mid-trial, with no chance to clean up
+        proc.wait()
+    killed = load(out).trials
+    kept = {t.number: (t.params, t.value) for t in finished(killed)}
+    interrupted = [t.params for t in killed if t.state.name == "RUNNING" and t.params]
+    assert interrupted
+
+    result = run_cli("sweep", "--config", base, "--space", space, "--trials", 8, "--workers", 2, "--out", out)
+    assert result.returncode == 0, result.stderr
+    resumed = load(out).trials
+    assert len(finished(resumed)) >= 8
+    assert all((resumed[n].params, resumed[n].value) == v for n, v in kept.items())
+    later = [t.params for t in finished(resumed) if t.number > max(t.number for t in killed)]
+    for params in interrupted:  # each killed trial is found by its heartbeat and run again with its values
+        assert params in later, (params, later)
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("[train]\nlr = 0.1\n", "[train] lr: expected a table"),
+    ("[train]\nlr = { low = 0.1, high = 0.01 }\n", "[train] lr: low and high must be numbers with low < high"),
+    ("[train]\nlr = { low = 0.0, high = 0.1 }\n", "[train] lr: expected a positive number, got '0.0'"),
+    ("[train]\nlr = { low = 0.0, high = 0.1, log = true }\n", "[train] lr: a log scale needs low > 0"),
+    ("[train]\nlr = { low = 1e-3, hi = 0.1 }\n", "[train] lr: unknown field 'hi'"),
+    ("[train]\nlearning_rate = { low = 1e-3, high = 0.1 }\n", "unknown key 'learning_rate' in [train]"),
+    ("[train]\noptimizer = { choices = [\"sgd\", \"lion\"] }\n", "[train] optimizer: expected one of sgd, adamw, got 'lion'"),
+    ("[options]\nn_head = { choices = [2, 4] }\n", "unknown key 'n_head' in [options] for model 'mlp'"),
+    ("[options]\nn_embd = { choices = [] }\n", "[options] n_embd: choices must be a non-empty list"),
+    ("[options]\nn_embd = { low = 4.5, high = 8 }\n", "[options] n_embd: expected int, got float 4.5"),
+    ("[model]\nn_embd = { choices = [4] }\n", "'model': the space has the tables [options] and [train] only"),
+    ("", "the space is empty"),
+    ("[train\n", "not valid TOML"),
+])
+def test_bad_space_file_names_the_entry(tmp_path, sweep_files, text, fragment):
+    base, space = sweep_files()
+    space.write_text(text)
+    result = run_cli("sweep", "--config", base, "--space", space, "--trials", 2, "--out", tmp_path / "sweep")
+    assert_one_line_error(result, "space.toml", fragment)
+    assert not (tmp_path / "sweep" / "study.db").exists()  # nothing started
+
+
+def test_bad_storage_url_is_named(tmp_path, sweep_files):
+    base, space = sweep_files()
+    result = run_cli("sweep", "--config", base, "--space", space, "--storage", "nosuchdb://x/y", "--out", tmp_path / "s")
+    assert_one_line_error(result, "--storage nosuchdb://x/y: cannot open it")
+
+
+def test_a_study_resumed_with_another_space_is_refused(tmp_path, sweep_files):
+    base, space = sweep_files(steps=20, eval_every=10)
+    out = tmp_path / "sweep"
+    assert run_cli("sweep", "--config", base, "--space", space, "--trials", 1, "--out", out).returncode == 0
+    space.write_text(SPACE.replace("[4, 8]", "[4, 16]"))
+    assert_one_line_error(run_cli("sweep", "--config", base, "--space", space, "--trials", 2, "--out", out),
+                          "was started with another config or space")
+
+
+# ----------------------------------------------------------------------------- PostgreSQL
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def postgres_bin(name):
+    found = shutil.which(name) or sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return found if isinstance(found, str) else (found[-1] if found else None)
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A PostgreSQL server of its own on a free localhost port, for the length of this module."""
+    pytest.importorskip("psycopg2", reason="the postgres driver is not installed (pip install makemore[postgres])")
+    initdb, pg_ctl = postgres_bin("initdb"), postgres_bin("pg_ctl")
+    if not (initdb and pg_ctl):
+        pytest.skip("no PostgreSQL server here (Debian: apt-get install postgresql)")
+    as_user = []
+    folder = Path(tempfile.mkdtemp(prefix="makemore-pg-"))
+    if os.geteuid() == 0:  # the server refuses to run as root: run it as the postgres user
+        try:
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no postgres user to run the server as")
+        os.chown(folder, user.pw_uid, user.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    data = folder / "data"
+    try:
+        subprocess.run([*as_user, initdb, "-D", data, "-U", "postgres", "--auth=trust"], check=True,
+                       capture_output=True, timeout=120)
+        subprocess.run([*as_user, pg_ctl, "-D", data, "-l", folder / "log", "-w", "-t", "60", "-o",
+                        f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start"], check=True,
+                       capture_output=True, timeout=120)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.skip(f"the PostgreSQL server could not be started: {e}")
+    yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
+    subprocess.run([*as_user, pg_ctl, "-D", data, "-m", "fast", "stop"], capture_output=True, timeout=120)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_two_machines_share_one_study_through_postgresql(tmp_path, sweep_files, postgres_url):
+    """Two sweeps with their own folders (as two machines would have) and one --storage URL: they split the
+    trials between them, two workers each, and the study ends with the trials asked for."""
+    base, space = sweep_files()
+    common = ["--config", base, "--space", space, "--trials", 8, "--workers", 2, "--storage", postgres_url,
+              "--study", "shared"]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    machines = [subprocess.Popen([sys.executable, "-m", "makemore", "sweep", *map(str, common), "--out",
+                                  str(tmp_path / f"machine{k}")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True, env=env) for k in range(2)]
+    outputs = [m.communicate(timeout=300) for m in machines]
+    for m, (stdout, stderr) in zip(machines, outputs):
+        assert m.returncode == 0, stderr
+    study = optuna.load_study(study_name="shared", storage=postgres_url)
+    done = finished(study.trials)
+    assert 8 <= len(done) <= 8 + 4  # each worker may start one trial just as the last ones finish
+    ran = [{int(m[1]) for m in re.finditer(r"^trial +(\d+):", stdout, re.M)} for stdout, _ in outputs]
+    assert ran[0] and ran[1] and not ran[0] & ran[1]  # both machines worked, never on the same trial
+    for k in range(2):
+        assert (tmp_path / f"machine{k}" / "best.toml").exists()
+
+
+def test_shipped_sweep_files_are_valid():
+    from makemore.cli import read_config, resolve_run
+    from makemore.sweep import read_space
+
+    from conftest import ROOT
+
+    base = ROOT / "configs" / "sweep" / "wavenet-short.toml"
+    spec = resolve_run(read_config(base), base)
+    params = read_space(ROOT / "configs" / "sweep" / "wavenet-space.toml", spec.model_name)
+    assert [p.name for p in params] == ["train.lr", "train.weight_decay", "options.n_embd", "options.dropout"]
