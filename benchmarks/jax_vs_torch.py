@@ -20,10 +20,10 @@ from makemore.train import TrainConfig, make_trainer
 TARGET = 1.9937
 
 
-def run(backend, model, steps, check):
+def run(backend, model, steps, check, device):
     start = time.perf_counter()
     corpus = Corpus.load("names")
-    cfg = TrainConfig(steps=steps, eval_every=10**12, log_every=check, backend=backend, device="cpu")
+    cfg = TrainConfig(steps=steps, eval_every=10**12, log_every=check, backend=backend, device=device)
     trainer = make_trainer(corpus, model, {}, cfg)
     hit = {}
     checks = set(range(int(0.75 * steps) // check * check, steps, check)) - {0}
@@ -46,13 +46,14 @@ def main():
     parser.add_argument("--steps", type=int, default=200_000)
     parser.add_argument("--model", default="hierarchical", choices=("hierarchical", "conv"))
     parser.add_argument("--check", type=int, default=5000)
+    parser.add_argument("--device", default="cpu", help="torch's device; JAX uses its default (JAX_PLATFORMS=cpu|cuda)")
     args = parser.parse_args()
     import jax
 
     print(f"{args.model}, the lecture's recipe for {args.steps:,} steps (batch 32, SGD 0.1 -> 0.01); "
-          f"torch {torch.__version__} ({torch.get_num_threads()} threads), jax {jax.__version__} on "
+          f"torch {torch.__version__} on {args.device} ({torch.get_num_threads()} threads), jax {jax.__version__} on "
           f"{jax.devices()[0].platform}; {platform.processor() or platform.machine()}")
-    rows = [run(backend, args.model, args.steps, args.check) for backend in ("torch", "jax")]
+    rows = [run(backend, args.model, args.steps, args.check, args.device) for backend in ("torch", "jax")]
     for r in rows:
         reached = (f"val <= {TARGET} at step {r['hit']['step']:,} after {r['hit']['time']:.1f} s" if r["hit"]
                    else f"val <= {TARGET} not reached")

@@ -1,6 +1,7 @@
 """The JAX/Flax port: the same logits as the PyTorch models in both directions of weight conversion, in eval
 and train mode; the same training as the PyTorch Trainer; the CLI's --backend jax."""
 
+import os
 import sys
 
 import numpy as np
@@ -14,6 +15,7 @@ from makemore.train import TrainConfig, Trainer, examples
 from conftest import assert_one_line_error, run_cli
 from test_models import CORPUS, VOCAB
 
+os.environ.setdefault("JAX_PLATFORMS", "cpu")  # CPU-only tests, as torch's; JAX_PLATFORMS=cuda checks a GPU
 jnp = pytest.importorskip("jax.numpy", reason="JAX is not installed (pip install makemore[jax])")
 pytest.importorskip("flax")
 pytest.importorskip("optax")

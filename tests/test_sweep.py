@@ -151,12 +151,23 @@ def test_a_killed_sweep_resumes_with_no_finished_trial_lost_and_the_killed_trial
     ("", "the space is empty"),
     ("[train\n", "not valid TOML"),
 ])
-def test_bad_space_file_names_the_entry(tmp_path, sweep_files, text, fragment):
-    base, space = sweep_files()
+def test_bad_space_file_names_the_entry(tmp_path, text, fragment):
+    from makemore.errors import UserError
+    from makemore.sweep import read_space
+
+    space = tmp_path / "space.toml"
     space.write_text(text)
+    with pytest.raises(UserError) as e:
+        read_space(space, "mlp")
+    assert str(e.value).startswith(f"{space}: ") and fragment in str(e.value) and "\n" not in str(e.value)
+
+
+def test_bad_space_file_from_the_cli_is_one_line_and_starts_nothing(tmp_path, sweep_files):
+    base, space = sweep_files()
+    space.write_text("[train]\nlr = { low = 0.1, high = 0.01 }\n")
     result = run_cli("sweep", "--config", base, "--space", space, "--trials", 2, "--out", tmp_path / "sweep")
-    assert_one_line_error(result, "space.toml", fragment)
-    assert not (tmp_path / "sweep" / "study.db").exists()  # nothing started
+    assert_one_line_error(result, "space.toml: [train] lr: low and high must be numbers with low < high")
+    assert not (tmp_path / "sweep" / "study.db").exists()
 
 
 def test_bad_storage_url_is_named(tmp_path, sweep_files):

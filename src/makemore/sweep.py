@@ -12,6 +12,7 @@ import copy
 import json
 import math
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,13 +122,18 @@ def storage_url(folder: Path, url: str | None) -> str:
     return url or f"sqlite:///{(folder / 'study.db').resolve()}"
 
 
+def shown(url: str) -> str:
+    """The URL as printed: any password hidden."""
+    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url)
+
+
 def open_study(sweep: Sweep, config: dict, params: list[Param], create: bool = False):
     import warnings
 
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial prints its own line
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats: stable since 2.9
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats are "experimental"
     engine = {"connect_args": {"timeout": 60}} if sweep.storage.startswith("sqlite") else {}
     for attempt in range(5):
         try:
@@ -139,7 +145,7 @@ def open_study(sweep: Sweep, config: dict, params: list[Param], create: bool = F
             if type(e).__name__ == "IntegrityError" and attempt < 4:  # another machine made the tables just now
                 time.sleep(1 + attempt)
                 continue
-            raise UserError(f"--storage {sweep.storage}: cannot open it ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+            raise UserError(f"--storage {shown(sweep.storage)}: cannot open it ({type(e).__name__}: {str(e).splitlines()[0]})") from None
     sampler = optuna.samplers.TPESampler(n_startup_trials=min(10, max(2, sweep.trials // 3)))
     pruner = optuna.pruners.MedianPruner(n_startup_trials=min(5, max(1, sweep.trials // 4)))
     if not create:
@@ -150,7 +156,7 @@ def open_study(sweep: Sweep, config: dict, params: list[Param], create: bool = F
     if "sweep" not in study.user_attrs:
         study.set_user_attr("sweep", described)
     elif study.user_attrs["sweep"] != json.loads(json.dumps(described)):
-        raise UserError(f"study {sweep.study_name!r} in {sweep.storage} was started with another config or space; "
+        raise UserError(f"study {sweep.study_name!r} in {shown(sweep.storage)} was started with another config or space; "
                         "give another --out or --study")
     return study
 
@@ -263,7 +269,7 @@ def run_sweep(sweep: Sweep, workers: int) -> dict:
     study = open_study(sweep, config, params, create=True)
     n = counts(study)
     print(f"sweep {sweep.folder}: {len(params)} parameters, {n['complete'] + n['pruned']} of {sweep.trials} trials done, "
-          f"{workers} worker{'s' * (workers > 1)}; storage {sweep.storage}", flush=True)
+          f"{workers} worker{'s' * (workers > 1)}; storage {shown(sweep.storage)}", flush=True)
     try:
         if workers == 1:
             work(sweep)

@@ -198,12 +198,48 @@ def load_run(folder, device: str = "cpu") -> Run:
 # ----------------------------------------------------------------------------- training
 
 
-class Trainer:
-    """Runs the optimisation; callbacks see every event: fn(trainer, event) with event in
+class TrainerEvents:
+    """What the trainers of both backends share. Callbacks see every event: fn(trainer, event) with event in
     'step' (after each optimizer step), 'log' (every log_every steps: self.last_log), 'eval' (every eval_every
-    steps and at the end: self.last_eval)."""
+    steps and at the end: self.last_eval). A subclass has train_data, val_data, step and split_loss(data)."""
+
+    def __init__(self):
+        self.callbacks = []
+        self.last_log: dict = {}
+        self.last_eval: dict = {}
+        self.stop = False  # a callback sets it to end the run after the current step
+
+    def add_callback(self, fn):
+        self.callbacks.append(fn)
+
+    def emit(self, event: str):
+        for fn in self.callbacks:
+            fn(self, event)
+
+    def evaluate(self) -> dict:
+        self.last_eval = {
+            "step": self.step,
+            "train_loss": self.split_loss(self.train_data),
+            "val_loss": self.split_loss(self.val_data),
+        }
+        self.before_eval_event()
+        self.emit("eval")
+        return self.last_eval
+
+    def before_eval_event(self):
+        """What must be current before the 'eval' callbacks (a checkpoint among them) run."""
+
+    def final_evaluation(self) -> dict:
+        if self.last_eval.get("step") == self.step:  # stopped by a callback just after an evaluation
+            return self.last_eval
+        return self.evaluate()
+
+
+class Trainer(TrainerEvents):
+    """Runs the optimisation in PyTorch."""
 
     def __init__(self, model, cfg: TrainConfig, train_data, val_data, generator: torch.Generator, device):
+        super().__init__()
         self.model, self.cfg, self.device = model, cfg, device
         self.train_data = tuple(t.to(device) for t in train_data)  # (X, Y) or (X, Y, classes)
         self.val_data = tuple(t.to(device) for t in val_data)
@@ -214,31 +250,11 @@ class Trainer:
         self.generator = generator  # on the CPU: the lecture's torch.randint stream, the same on every device
         self.optimizer = build_optimizer(model, cfg)
         self.step = 0
-        self.callbacks = []
-        self.last_log: dict = {}
-        self.last_eval: dict = {}
-        self.stop = False  # a callback sets it to end the run after the current step
         self.started = None
         self.elapsed = 0.0  # seconds of training, summed over resumed sessions
 
-    def add_callback(self, fn):
-        self.callbacks.append(fn)
-
-    def emit(self, event: str):
-        for fn in self.callbacks:
-            fn(self, event)
-
     def split_loss(self, data) -> float:
         return evaluate(self.model, data)
-
-    def evaluate(self) -> dict:
-        self.last_eval = {
-            "step": self.step,
-            "train_loss": self.split_loss(self.train_data),
-            "val_loss": self.split_loss(self.val_data),
-        }
-        self.emit("eval")
-        return self.last_eval
 
     def run(self) -> dict:
         model, cfg = self.model, self.cfg
@@ -284,9 +300,7 @@ class Trainer:
             if self.stop:
                 break
         self.elapsed = elapsed_before + time.perf_counter() - self.started
-        if self.last_eval.get("step") == self.step:  # stopped by a callback just after an evaluation
-            return self.last_eval
-        return self.evaluate()
+        return self.final_evaluation()
 
 
 def make_trainer(corpus: Corpus, model_name: str, model_options: dict, cfg: TrainConfig) -> Trainer:

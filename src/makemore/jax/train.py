@@ -18,7 +18,7 @@ from flax import nnx
 
 from makemore.data import IGNORE
 from makemore.jax.models import set_training, to_jax, to_torch
-from makemore.train import TrainConfig
+from makemore.train import TrainConfig, TrainerEvents
 
 EVAL_CHUNK = 4096
 
@@ -40,8 +40,9 @@ def optimizer_for(cfg: TrainConfig):
     return optax.adamw(lr, weight_decay=cfg.weight_decay)  # torch's AdamW defaults: betas (0.9, 0.999), eps 1e-8
 
 
-class JaxTrainer:
+class JaxTrainer(TrainerEvents):
     def __init__(self, name: str, torch_model, cfg: TrainConfig, train_data, val_data, generator: torch.Generator):
+        super().__init__()
         self.model, self.cfg, self.generator = torch_model.cpu(), cfg, generator
         self.device = torch.device("cpu")  # of the PyTorch twin; JAX places its arrays on its default device
         self.train_data, self.val_data = train_data[:2], val_data[:2]
@@ -50,7 +51,6 @@ class JaxTrainer:
         self.jax_model = to_jax(name, torch_model.train())
         self.optimizer = None  # no torch optimizer: the optax state lives in self.state
         self.step, self.elapsed = 0, 0.0
-        self.callbacks, self.last_log, self.last_eval, self.stop = [], {}, {}, False
 
         model = self.jax_model
         optimizer = nnx.Optimizer(model, optimizer_for(cfg), wrt=nnx.Param)
@@ -78,13 +78,6 @@ class JaxTrainer:
 
         self.train_step, self.chunk_loss = train_step, chunk_loss
 
-    def add_callback(self, fn):
-        self.callbacks.append(fn)
-
-    def emit(self, event: str):
-        for fn in self.callbacks:
-            fn(self, event)
-
     def split_loss(self, data) -> float:
         model_state = self.state[0]
         total, count = 0.0, 0
@@ -99,13 +92,9 @@ class JaxTrainer:
             total, count = total + float(s), count + int(n)
         return total / count
 
-    def evaluate(self) -> dict:
-        self.last_eval = {"step": self.step, "train_loss": self.split_loss(self.train_data),
-                          "val_loss": self.split_loss(self.val_data)}
+    def before_eval_event(self):
         model, _ = nnx.merge(self.graph, self.state)
         to_torch(model, self.model)  # the run folder's checkpoint holds these weights
-        self.emit("eval")
-        return self.last_eval
 
     def run(self) -> dict:
         cfg = self.cfg
@@ -132,6 +121,4 @@ class JaxTrainer:
             if self.stop:
                 break
         self.elapsed = before + time.perf_counter() - started
-        if self.last_eval.get("step") == self.step:
-            return self.last_eval
-        return self.evaluate()
+        return self.final_evaluation()
