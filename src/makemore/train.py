@@ -443,6 +443,11 @@ class UpdateRatios:
             self.path.write_text("")
         self.weights = {n: p for n, p in trainer.model.named_parameters() if p.ndim >= 2}
         self.before = None  # the weights after the previous step, when the next step is one to record
+        if self.wanted(trainer, trainer.step + 1):
+            self.snapshot()
+
+    def snapshot(self):
+        self.before = {n: p.detach().clone() for n, p in self.weights.items()}
 
     def wanted(self, trainer: Trainer, step: int) -> bool:
         return step <= 1000 or step % trainer.cfg.log_every == 0
@@ -457,7 +462,7 @@ class UpdateRatios:
                 f.write(json.dumps({"step": trainer.step, "update_ratio": ratios}) + "\n")
             self.before = None
         if self.wanted(trainer, trainer.step + 1):
-            self.before = {n: p.detach().clone() for n, p in self.weights.items()}
+            self.snapshot()
 
 
 class TensorBoard:
