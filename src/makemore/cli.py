@@ -468,10 +468,9 @@ def cmd_diagnose(args) -> int:
     import torch
 
     from makemore import models
-    from makemore.data import IGNORE
     from makemore.diagnose import collect, read_update_ratios, summarize
     from makemore.plots import activation_histograms, gradient_histograms, update_ratio_plot
-    from makemore.train import load_run
+    from makemore.train import crop_to_longest, load_run
 
     run = load_run(args.run)
     model, seed = run.model, run.train_config.seed
@@ -485,8 +484,7 @@ def cmd_diagnose(args) -> int:
         ix = torch.randint(0, len(data[0]), (args.batch_size or run.train_config.batch_size,), generator=generator)
         batch = [t[ix] for t in data]
         if batch[1].ndim == 2:  # whole words: up to the batch's longest, as training sees them
-            length = int((batch[1] != IGNORE).sum(1).max())
-            batch[:2] = batch[0][:, :length], batch[1][:, :length]
+            crop_to_longest(batch)
         batches.append(batch)
     layers, weight_stats = collect(model, batches)
     stats = summarize(layers, weight_stats)

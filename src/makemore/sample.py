@@ -72,6 +72,20 @@ def has_cache(model) -> bool:
     return hasattr(model, "init_cache")
 
 
+def prime(model, vocab: Vocab, n: int, prefix: str, cls: int | None = None, cached: bool = True):
+    """The start of generation for n words: (step, logits (n, V) for the character after prefix, the prefix's
+    log-probability (n,))."""
+    device = device_of(model)
+    classes = None if cls is None else torch.full((n,), cls, dtype=torch.long, device=device)
+    step = (CachedStep if cached and has_cache(model) else NaiveStep)(model, n, device, classes)
+    score = torch.zeros(n, dtype=torch.float64, device=device)
+    logits = step(torch.full((n,), BOUNDARY, dtype=torch.long, device=device))  # (n, V)
+    for token in vocab.encode(prefix):
+        score += F.log_softmax(logits.double(), dim=-1)[:, token]
+        logits = step(torch.full((n,), token, dtype=torch.long, device=device))
+    return step, logits, score
+
+
 @torch.no_grad()
 def generate(
     model,
@@ -99,14 +113,7 @@ def generate(
     device = device_of(model)
     was_training = model.training
     model.eval()
-    classes = None if cls is None else torch.full((n,), cls, dtype=torch.long, device=device)
-    step = (CachedStep if cached and has_cache(model) else NaiveStep)(model, n, device, classes)
-    score = torch.zeros(n, dtype=torch.float64, device=device)  # log-probabilities so far, if asked for
-    logits = step(torch.full((n,), BOUNDARY, dtype=torch.long, device=device))  # (B, V)
-    for token in vocab.encode(prefix):
-        if logprobs:
-            score += F.log_softmax(logits.double(), dim=-1)[:, token]
-        logits = step(torch.full((n,), token, dtype=torch.long, device=device))
+    step, logits, score = prime(model, vocab, n, prefix, cls, cached)
     out = torch.full((n, max(max_len - len(prefix), 0)), BOUNDARY, dtype=torch.long, device=device)  # (n, L)
     rows = torch.arange(n, device=device)  # the words still being generated: row b of the batch is word rows[b]
     for t in range(out.shape[1]):
@@ -132,13 +139,9 @@ def generate(
 def next_char_probs(model, vocab: Vocab, prefix: str = "", *, cls: int | None = None) -> list[float]:
     """The model's distribution of the character after prefix (index = token; 0 is the end), temperature 1."""
     check_sampling_options(vocab, 1.0, prefix)
-    device = device_of(model)
     was_training = model.training
     model.eval()
-    classes = None if cls is None else torch.full((1,), cls, dtype=torch.long, device=device)
-    step = (CachedStep if has_cache(model) else NaiveStep)(model, 1, device, classes)
-    for token in [BOUNDARY] + vocab.encode(prefix):
-        logits = step(torch.full((1,), token, dtype=torch.long, device=device))  # (1, V)
+    _, logits, _ = prime(model, vocab, 1, prefix, cls)
     model.train(was_training)
     return F.softmax(logits[0].double(), dim=-1).tolist()
 

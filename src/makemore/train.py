@@ -198,6 +198,12 @@ def load_run(folder, device: str = "cpu") -> Run:
 # ----------------------------------------------------------------------------- training
 
 
+def crop_to_longest(batch: list):
+    """A batch of whole sequences [X, Y, ...] cut, in place, after its longest word's last target."""
+    length = int((batch[1] != IGNORE).sum(1).max())
+    batch[:2] = batch[0][:, :length], batch[1][:, :length]
+
+
 class TrainerEvents:
     """What the trainers of both backends share. Callbacks see every event: fn(trainer, event) with event in
     'step' (after each optimizer step), 'log' (every log_every steps: self.last_log), 'eval' (every eval_every
@@ -272,8 +278,7 @@ class Trainer(TrainerEvents):
             ix = torch.randint(0, n, (cfg.batch_size,), generator=self.generator).to(self.device)
             batch = [t[ix] for t in self.train_data]  # X (B, T); Y (B,) or (B, T); classes (B,)
             if self.crop:  # whole sequences on the CPU: no compute for the padding after the batch's longest word
-                length = int((batch[1] != IGNORE).sum(1).max())
-                batch[:2] = batch[0][:, :length], batch[1][:, :length]
+                crop_to_longest(batch)
             _, loss = model(*batch)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -131,14 +131,20 @@ class ConvTree(nnx.Module):
 MODELS = {"hierarchical": Hierarchical, "conv": ConvTree}
 
 
-def cross_entropy(logits, targets):
-    """Mean over the targets that are not IGNORE, as torch's F.cross_entropy(ignore_index=IGNORE)."""
+def cross_entropy_sum(logits, targets):
+    """(summed cross-entropy, count) over the targets that are not IGNORE."""
     logits = logits.reshape(-1, logits.shape[-1])
     targets = targets.reshape(-1)
     valid = targets != IGNORE
-    logp = jax.nn.log_softmax(logits, axis=-1)
+    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
     picked = jnp.take_along_axis(logp, jnp.where(valid, targets, 0)[:, None], axis=1)[:, 0]
-    return -(picked * valid).sum() / valid.sum()
+    return -(picked * valid).sum(), valid.sum()
+
+
+def cross_entropy(logits, targets):
+    """Mean over the targets that are not IGNORE, as torch's F.cross_entropy(ignore_index=IGNORE)."""
+    total, count = cross_entropy_sum(logits, targets)
+    return total / count
 
 
 def set_training(model, training: bool):

@@ -17,7 +17,7 @@ import torch
 from flax import nnx
 
 from makemore.data import IGNORE
-from makemore.jax.models import set_training, to_jax, to_torch
+from makemore.jax.models import cross_entropy_sum, set_training, to_jax, to_torch
 from makemore.train import TrainConfig, TrainerEvents
 
 EVAL_CHUNK = 4096
@@ -70,11 +70,7 @@ class JaxTrainer(TrainerEvents):
         @jax.jit
         def chunk_loss(model_state, X, Y):  # summed cross-entropy and count of targets, in eval mode
             logits, _ = nnx.merge(eval_graph, model_state)(X)
-            logits, targets = logits.reshape(-1, logits.shape[-1]), Y.reshape(-1)
-            valid = targets != IGNORE
-            logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-            picked = jnp.take_along_axis(logp, jnp.where(valid, targets, 0)[:, None], axis=1)[:, 0]
-            return -(picked * valid).sum(), valid.sum()
+            return cross_entropy_sum(logits, Y)
 
         self.train_step, self.chunk_loss = train_step, chunk_loss
 
