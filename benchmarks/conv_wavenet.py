@@ -18,8 +18,9 @@ import time
 import torch
 
 import lecture_loop
+from anchor import library_tree, names_per_second, time_lecture_loop
 from makemore import models
-from makemore.data import Corpus, lecture_split
+from makemore.data import Corpus
 from makemore.sample import generate
 from makemore.train import TrainConfig, evaluate, make_trainer
 
@@ -29,20 +30,6 @@ CONV_MODEL = "wavenet"
 CONV_OPTIONS = dict(dropout=0.1)
 CONV_TRAIN = dict(steps=1800, batch_size=128, optimizer="adamw", lr=8e-3, weight_decay=0.05, schedule="cosine")
 CHECK_EVERY = 100  # steps between val checks while racing to the target (each costs about 0.1 s)
-
-
-def time_lecture_loop(words, steps):
-    start = time.perf_counter()
-    chars = sorted(set("".join(words)))
-    stoi = {s: i + 1 for i, s in enumerate(chars)}
-    stoi["."] = 0
-    train, val, _ = lecture_split(words)
-    Xtr, Ytr = lecture_loop.build_dataset(train, stoi)
-    Xval, Yval = lecture_loop.build_dataset(val, stoi)
-    model = lecture_loop.lecture_model(len(stoi))
-    lecture_loop.lecture_train(model, Xtr, Ytr, steps)
-    val_loss = lecture_loop.split_loss(model, Xval, Yval)
-    return time.perf_counter() - start, val_loss, model, {i: s for s, i in stoi.items()}
 
 
 def time_conv_to_target():
@@ -62,12 +49,6 @@ def time_conv_to_target():
     trainer.add_callback(race)
     trainer.run()
     return hit, trainer
-
-
-def names_per_second(fn, n):
-    start = time.perf_counter()
-    out = fn(n)
-    return len(out) / (time.perf_counter() - start)
 
 
 def main():
@@ -94,16 +75,7 @@ def main():
     else:
         print(f"conv model did not reach {TARGET} in {CONV_TRAIN['steps']} steps")
 
-    # the trained 76,579-parameter tree, in the library's form
-    tree = models.build("hierarchical", models.make_config("hierarchical", vocab_size=corpus.vocab.size))
-    with torch.no_grad():
-        for ours, theirs in zip(tree.parameters(), lecture_model.parameters()):
-            ours.copy_(theirs)
-        norms = [m for m in tree.modules() if hasattr(m, "running_var")]
-        for ours, layer in zip(norms, [layer for layer in lecture_model.layers if hasattr(layer, "running_var")]):
-            ours.running_mean.copy_(layer.running_mean.reshape(-1))
-            ours.running_var.copy_(layer.running_var.reshape(-1))
-    tree.eval()
+    tree = library_tree(lecture_model, corpus.vocab.size)  # the trained 76,579-parameter tree, in the library's form
     max_len = 2 * corpus.longest
 
     def batched(model, cached):

@@ -1,10 +1,14 @@
 """Runs described by TOML files: flags override them, bad keys and types are named, config.json records all."""
 
+import argparse
 import json
 
 import pytest
+import torch
 
-from conftest import ROOT, assert_one_line_error, run_cli
+from makemore.cli import build_parser, presets, read_config, resolve_run
+
+from conftest import assert_one_line_error, run_cli
 
 
 def write(tmp_path, text):
@@ -44,14 +48,50 @@ def test_bad_config_names_the_file_and_key(tmp_path, text, fragment):
     assert_one_line_error(run_cli("train", "--config", config, "--out", tmp_path / "run"), "exp.toml", fragment)
 
 
+def test_cuda_tables_apply_on_a_gpu_only(tmp_path):
+    """[cuda.options] and [cuda.train] override [options] and [train] when the run is on a GPU; flags override all."""
+    config = tmp_path / "both.toml"
+    config.write_text('model = "lstm"\n[options]\nn_hidden = 16\n[train]\nsteps = 100\nlr = 0.01\n'
+                      '[cuda.options]\nn_hidden = 64\n[cuda.train]\nsteps = 10\nbatch_size = 512\n')
+    flags = build_parser().parse_args(["train", "--lr", "0.5"])
+    on_cpu = resolve_run(read_config(config), config, argparse.Namespace(**{**vars(flags), "device": "cpu"}))
+    assert (on_cpu.options["n_hidden"], on_cpu.train.steps, on_cpu.train.batch_size, on_cpu.train.lr) == (16, 100, 32, 0.5)
+    if torch.cuda.is_available():
+        on_gpu = resolve_run(read_config(config), config, argparse.Namespace(**{**vars(flags), "device": "cuda"}))
+        assert (on_gpu.options["n_hidden"], on_gpu.train.steps, on_gpu.train.batch_size, on_gpu.train.lr) == (64, 10, 512, 0.5)
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("[cuda]\nsteps = 3\n", "[cuda] holds only the tables [cuda.options] and [cuda.train], not 'steps'"),
+    ("[cuda.train]\nlr = -1.0\n", "[cuda.train] lr"),
+    ('model = "lstm"\n[cuda.options]\nn_skip = 3\n', "unknown key 'n_skip' in [options] for model 'lstm'"),
+])
+def test_bad_cuda_tables(tmp_path, text, fragment):
+    config = tmp_path / "gpu.toml"
+    config.write_text(text)
+    result = run_cli("train", "names", "--config", config, "--device", "cuda" if "options" in text else "cpu",
+                     "--out", tmp_path / "run")
+    if "options" in text and not torch.cuda.is_available():
+        assert_one_line_error(result, "--device cuda")  # no GPU here: the device is refused first
+    else:
+        assert_one_line_error(result, "gpu.toml", fragment)
+
+
+def test_unknown_preset_lists_the_presets(tmp_path):
+    assert_one_line_error(run_cli("train", "names", "--preset", "fastest", "--out", tmp_path / "r"),
+                          "--preset", "'fastest'", "fast, ")
+    assert_one_line_error(run_cli("train", "names", "--preset", "fast", "--config", tmp_path / "x.toml"),
+                          "--config and --preset")
+
+
 def test_missing_config_file(tmp_path):
     assert_one_line_error(run_cli("train", "--config", tmp_path / "nope.toml"), "--config", "no such file")
 
 
-@pytest.mark.parametrize("preset", sorted((ROOT / "configs").glob("*.toml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("preset", presets())
 def test_shipped_presets_are_valid(preset, tmp_path, names):  # names: skips where names.txt cannot be had
     """Every preset parses and builds its model; one step proves the whole description is accepted."""
-    result = run_cli("train", "--config", preset, "--steps", 1, "--eval-every", 1, "--out", tmp_path / "run",
+    result = run_cli("train", "--preset", preset, "--steps", 1, "--eval-every", 1, "--out", tmp_path / "run",
                      "--samples", 0, "--device", "cpu")
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "run" / "config.json").read_text())["data"] == "names"

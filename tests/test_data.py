@@ -171,3 +171,15 @@ def test_default_cache_is_under_home(monkeypatch, tmp_path):
     monkeypatch.delenv("MAKEMORE_DATA", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     assert data.data_dir() == tmp_path / ".cache" / "makemore"
+
+
+def test_decode_rows_equals_decode():
+    """The batched decoder (code points read as numpy strings) gives decode()'s word for every row: accents,
+    spaces at the end, rows with no boundary token, rows that are all boundary tokens."""
+    vocab = Vocab(sorted(set("abcñé. -")))
+    ids = torch.randint(0, vocab.size, (500, 7), generator=torch.Generator().manual_seed(0))
+    ids[0], ids[1, -1] = BOUNDARY, vocab.stoi[" "]
+    ids[2] = torch.tensor([vocab.stoi[c] for c in "ñé -ab."])
+    assert vocab.decode_rows(ids) == [vocab.decode(row) for row in ids.tolist()]
+    assert vocab.decode_rows(ids)[2] == "ñé -ab."
+    assert vocab.decode_rows(ids[:, :0]) == [""] * 500

@@ -102,6 +102,7 @@ def build_parser() -> ArgumentParser:
         p.add_argument(f"--{flag.replace('_', '-')}", dest=flag, **({"choices": kind} if isinstance(kind, tuple) else {"type": kind}),
                        help=what)
     p.add_argument("--config", type=Path, help="a TOML file describing the run; flags override it")
+    p.add_argument("--preset", help=f"a shipped config: {', '.join(presets())} (flags override it)")
     for key, (kind, what) in train_flags().items():  # default None: a flag overrides the config file only if given
         p.add_argument(f"--{key.replace('_', '-')}", default=None, **({"choices": kind} if isinstance(kind, tuple) else {"type": kind}),
                        help=f"{what} (default: {getattr(defaults, key)})")
@@ -164,24 +165,45 @@ def build_parser() -> ArgumentParser:
 # ----------------------------------------------------------------------------- train
 
 TOP_KEYS = {"data": "a string or a list of strings", "model": "a string", "condition": "a string"}
+TABLES = ("options", "train")
+
+
+def presets() -> list[str]:
+    from importlib.resources import files
+
+    return sorted(p.name.removesuffix(".toml") for p in files("makemore").joinpath("presets").iterdir()
+                  if p.name.endswith(".toml"))
+
+
+def preset_path(name: str) -> Path:
+    from importlib.resources import files
+
+    if name not in presets():
+        raise UserError(f"--preset: unknown preset {name!r}; presets: {', '.join(presets())}")
+    return Path(str(files("makemore").joinpath("presets", f"{name}.toml")))
 
 
 def read_config(path: Path) -> dict:
-    """A run's TOML description: data, model, condition; [options] for the model; [train] for training.
-    Unknown keys and wrong types are one-line errors naming the file and the key."""
+    """A run's TOML description: data, model, condition; [options] for the model; [train] for training; and
+    [cuda.options] / [cuda.train], which override those two when the run trains on a GPU. Unknown keys and
+    wrong types are one-line errors naming the file and the key."""
     doc = read_toml(path, "--config")
     for key, value in doc.items():
-        if key in ("options", "train"):
+        if key in (*TABLES, "cuda"):
             if not isinstance(value, dict):
                 raise UserError(f"{path}: [{key}] must be a table")
             continue
         if key not in TOP_KEYS:
-            raise UserError(f"{path}: unknown key {key!r}; valid keys: {', '.join([*TOP_KEYS, '[options]', '[train]'])}")
+            raise UserError(f"{path}: unknown key {key!r}; valid keys: {', '.join([*TOP_KEYS, '[options]', '[train]', '[cuda]'])}")
         ok = isinstance(value, str) or (key == "data" and isinstance(value, list) and all(isinstance(v, str) for v in value))
         if not ok:
             raise UserError(f"{path}: {key} must be {TOP_KEYS[key]}")
-    for key, value in doc.get("train", {}).items():
-        check_train_value(path, f"[train] {key}", key, value)
+    for key, value in doc.get("cuda", {}).items():
+        if key not in TABLES or not isinstance(value, dict):
+            raise UserError(f"{path}: [cuda] holds only the tables [cuda.options] and [cuda.train], not {key!r}")
+    for where, table in (("[train]", doc.get("train", {})), ("[cuda.train]", doc.get("cuda", {}).get("train", {}))):
+        for key, value in table.items():
+            check_train_value(path, f"{where} {key}", key, value)
     return doc
 
 
@@ -250,16 +272,23 @@ class RunSpec:
 def resolve_run(config: dict, path, args=None) -> RunSpec:
     """A config file's run, with the flags in args (argparse's, None where not given) overriding it."""
     from makemore import models
-    from makemore.train import TrainConfig
+    from makemore.train import TrainConfig, resolve_device
 
     data = (args.data if args is not None else None) or config.get("data", [])
     data = [data] if isinstance(data, str) else data
     model_name = (args.model if args is not None else None) or config.get("model", "hierarchical")
     models.lookup(model_name)  # unknown model names fail here, before any work
-    options = {}
-    for key, value in config.get("options", {}).items():
-        check_option(path, f"[options] {key}", model_name, key, value)
-        options[key] = value
+    given = {k: v for k in train_flags() if (v := getattr(args, k, None)) is not None}
+    tables = [("", config)]  # [options] and [train], then [cuda.*] on a GPU, then the flags
+    if "cuda" in config and resolve_device(given.get("device", config.get("train", {}).get("device", "auto"))).type == "cuda":
+        tables.append(("cuda.", config["cuda"]))
+    options, train = {}, {}
+    for prefix, table in tables:
+        for key, value in table.get("options", {}).items():
+            check_option(path, f"[{prefix}options] {key}", model_name, key, value)
+            options[key] = value
+        train.update(table.get("train", {}))
+    train.update(given)
     fields = models.config_fields(model_name)
     for flag, (key, _, _) in model_flags().items():
         value = getattr(args, flag, None)
@@ -268,8 +297,7 @@ def resolve_run(config: dict, path, args=None) -> RunSpec:
         if key not in fields:
             raise UserError(f"--{flag.replace('_', '-')}: model {model_name!r} has no such option")
         options[key] = value
-    flags = {k: getattr(args, k, None) for k in train_flags()}
-    train = TrainConfig(**{**config.get("train", {}), **{k: v for k, v in flags.items() if v is not None}})
+    train = TrainConfig(**train)
     condition = getattr(args, "condition", None) or config.get("condition")
     return RunSpec(data, model_name, options, train, condition)
 
@@ -286,18 +314,20 @@ def default_run_folder(data) -> Path:
 def cmd_train(args) -> int:
     from makemore import models
     from makemore.data import Corpus
-    from makemore.sample import default_max_len
-    from makemore.train import (CHECKPOINT, RunWriter, TensorBoard, UpdateRatios, load_run, make_trainer, progress_bar,
-                                resume_trainer)
+    from makemore.train import CHECKPOINT, leave_ranks, load_run, make_trainer, resume_trainer
 
     if args.resume:
-        if args.data or args.config:
-            raise UserError("--resume: the run folder holds its data and config; give neither data nor --config")
+        if args.data or args.config or args.preset:
+            raise UserError("--resume: the run folder holds its data and config; give neither data nor --config/--preset")
         run = load_run(args.resume)
         trainer, corpus, model_name, out = resume_trainer(run), run.corpus, run.model_name, run.folder
-        print(f"resuming {out} at step {trainer.step:,} of {trainer.cfg.steps:,}")
+        say = print if trainer.ranks.lead else silent
+        say(f"resuming {out} at step {trainer.step:,} of {trainer.cfg.steps:,}")
     else:
-        spec = resolve_run(read_config(args.config) if args.config else {}, args.config, args)
+        if args.config and args.preset:
+            raise UserError("--config and --preset: give one of them")
+        config_path = preset_path(args.preset) if args.preset else args.config
+        spec = resolve_run(read_config(config_path) if config_path else {}, config_path, args)
         if not spec.data:
             raise UserError("the following arguments are required: data (or --config with data, or --resume RUN)")
         model_name = spec.model_name
@@ -309,10 +339,28 @@ def cmd_train(args) -> int:
                             "(nothing was overwritten)")
         corpus = Corpus.load_many(spec.data, condition=spec.condition)
         trainer = make_trainer(corpus, model_name, spec.options, spec.train)
-        print(f"{corpus.source}: {len(corpus.items):,} items, vocabulary of {corpus.vocab.size}; "
-              f"{len(trainer.train_data[0]):,} train / {len(trainer.val_data[0]):,} val examples")
-        print(f"model {model_name}: {models.num_params(trainer.model):,} parameters; {spec.train.steps:,} steps on "
-              f"{trainer.device}; run folder {out}")
+        say = print if trainer.ranks.lead else silent
+        say(f"{corpus.source}: {len(corpus.items):,} items, vocabulary of {corpus.vocab.size}; "
+            f"{len(trainer.train_data[0]):,} train / {len(trainer.val_data[0]):,} val examples")
+        ranks = f" x {trainer.ranks.world} processes" if trainer.ranks.world > 1 else ""
+        say(f"model {model_name}: {models.num_params(trainer.model):,} parameters; {trainer.cfg.steps:,} steps on "
+            f"{trainer.device}{ranks}; run folder {out}")
+    try:
+        if not trainer.ranks.lead:  # torchrun's other ranks train in silence; rank 0 prints and keeps the run folder
+            trainer.run()
+            return 0
+        return train_and_report(trainer, args, out, corpus, model_name)
+    finally:
+        leave_ranks()
+
+
+def silent(*args, **kwargs):
+    pass
+
+
+def train_and_report(trainer, args, out: Path, corpus, model_name: str) -> int:
+    from makemore.sample import default_max_len
+    from makemore.train import RunWriter, TensorBoard, UpdateRatios, progress_bar
 
     writer = RunWriter(out, corpus.source, model_name, corpus)
     tensorboard = TensorBoard(out) if args.tensorboard else None  # before any file: fails if it is not installed

@@ -87,6 +87,16 @@ class Vocab:
             out.append(self.chars[i - 1])
         return "".join(out)
 
+    def decode_rows(self, ids: torch.Tensor) -> list[str]:
+        """decode() of every row of ids (N, L), on the ids' device and in C: each token becomes its character's
+        code point, 0 from the first boundary token on, and numpy reads the rows as fixed-width strings, which
+        drop trailing NULs. (read_items refuses NUL characters, so none is in a vocabulary.)"""
+        if ids.shape[1] == 0 or "\0" in self.chars:
+            return [self.decode(row) for row in ids.tolist()]
+        table = torch.tensor([0] + [ord(ch) for ch in self.chars], dtype=torch.int32, device=ids.device)
+        codes = table[ids].masked_fill((ids == BOUNDARY).cumsum(dim=1) > 0, 0)  # (N, L)
+        return codes.cpu().numpy().view(f"<U{ids.shape[1]}")[:, 0].tolist()
+
     def unknown(self, text: str) -> list[str]:
         """Characters of text that are not in the vocabulary, in order of appearance."""
         return list(dict.fromkeys(ch for ch in text if ch not in self.stoi))
@@ -125,16 +135,30 @@ def lecture_split(items, seed: int = SPLIT_SEED, source: str = "data"):
     return words[:n1], words[n1:n2], words[n2:]
 
 
+def encode_rows(items, vocab: Vocab, before: int, length: int):
+    """(N, before + length + 1): each item's ids after `before` boundary tokens, cut to `length`, then one
+    boundary token (the end) and IGNORE after it; and each row's id count (N,). Built from one flat tensor:
+    a tensor per item costs seconds on a list of names."""
+    ids = [vocab.encode(w)[:length] for w in items]
+    counts = torch.tensor([len(r) for r in ids], dtype=torch.long)
+    flat = torch.tensor([i for r in ids for i in r], dtype=torch.long)
+    rows = torch.arange(len(ids)).repeat_interleave(counts)
+    cols = torch.arange(len(flat)) - (counts.cumsum(0) - counts).repeat_interleave(counts)  # position in its item
+    out = torch.full((len(ids), before + length + 1), IGNORE, dtype=torch.long)
+    out[:, :before] = BOUNDARY
+    out[rows, before + cols] = flat
+    out[torch.arange(len(ids)), before + counts] = BOUNDARY
+    return out, counts
+
+
 def build_windows(items, vocab: Vocab, block_size: int):
-    """The lecture's build_dataset: one (context, next) example per character and per end token."""
-    X, Y = [], []
-    for w in items:
-        ids = [BOUNDARY] * block_size + vocab.encode(w) + [BOUNDARY]
-        for i in range(len(ids) - block_size):
-            X.append(ids[i : i + block_size])
-            Y.append(ids[i + block_size])
-    X = torch.tensor(X, dtype=torch.long).reshape(-1, block_size)  # (N, block_size)
-    Y = torch.tensor(Y, dtype=torch.long)  # (N,)
+    """The lecture's build_dataset: one (context, next) example per character and per end token, in its
+    order (item by item, left to right)."""
+    rows, counts = encode_rows(items, vocab, block_size, max(map(len, items), default=0))
+    windows = rows.unfold(1, block_size, 1)[:, : rows.shape[1] - block_size]  # (N, L + 1, block_size): window of target t
+    valid = torch.arange(rows.shape[1] - block_size) <= counts[:, None]  # the targets up to the end token
+    X = windows[valid].reshape(-1, block_size)  # (N, block_size)
+    Y = rows[:, block_size:][valid]  # (N,)
     return X, Y
 
 
@@ -145,14 +169,9 @@ def build_sequences(items, vocab: Vocab, length: int | None = None):
     X = [BOUNDARY, c1, ..., cn, BOUNDARY...], Y = [c1, ..., cn, BOUNDARY, IGNORE...], both (N, length)
     """
     length = length or max(map(len, items)) + 1
-    X = torch.full((len(items), length), BOUNDARY, dtype=torch.long)
-    Y = torch.full((len(items), length), IGNORE, dtype=torch.long)
-    for row, w in enumerate(items):
-        ids = vocab.encode(w)[: length - 1]
-        X[row, 1 : len(ids) + 1] = torch.tensor(ids, dtype=torch.long)
-        Y[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-        Y[row, len(ids)] = BOUNDARY
-    return X, Y
+    rows, _ = encode_rows(items, vocab, 1, length - 1)  # (N, length + 1): BOUNDARY, ids, BOUNDARY, IGNORE...
+    X = rows[:, :-1].clamp(min=BOUNDARY)  # no IGNORE among the inputs: padding reads the boundary token
+    return X, rows[:, 1:].contiguous()
 
 
 # ----------------------------------------------------------------------------- data sets

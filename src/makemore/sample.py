@@ -131,7 +131,7 @@ def generate(
         if t + 1 < out.shape[1]:
             logits = step(ix)
     model.train(was_training)
-    words = [prefix + vocab.decode(row) for row in out.tolist()]
+    words = [prefix + word for word in vocab.decode_rows(out)] if prefix else vocab.decode_rows(out)
     return list(zip(words, score.tolist())) if logprobs else words
 
 

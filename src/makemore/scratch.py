@@ -39,12 +39,20 @@ class BatchNorm1d(nn.Module):
         self.beta = nn.Parameter(torch.zeros(dim))
         self.register_buffer("running_mean", torch.zeros(dim))
         self.register_buffer("running_var", torch.ones(dim))
+        self.synced = False  # under torchrun the trainer sets it: statistics of the global batch, over all ranks
 
     def forward(self, x, mask=None):
         """mask (B, T), for (B, T, C) input: only the positions where it is True enter the batch statistics
         (padding of whole-sequence batches must not)."""
         if self.training:
-            if mask is None:
+            if self.synced:  # each rank holds a share of the batch: sums over all of them, as SyncBatchNorm does
+                all_reduce = SumOverRanks.apply
+                dims = tuple(range(x.ndim - 1))
+                m = torch.ones_like(x[..., :1]) if mask is None else mask.unsqueeze(-1).to(x.dtype)
+                n = all_reduce(m.sum())
+                xmean = all_reduce((x * m).sum(dims)) / n
+                xvar = all_reduce(((x - xmean) ** 2 * m).sum(dims)) / (n - 1 if self.unbiased else n)
+            elif mask is None:
                 dims = tuple(range(x.ndim - 1))  # (0,) for (B, C); (0, 1) for (B, T, C)
                 xmean = x.mean(dims, keepdim=True)
                 xvar = x.var(dims, keepdim=True, unbiased=self.unbiased)
@@ -64,6 +72,22 @@ class BatchNorm1d(nn.Module):
                 self.running_mean.copy_((1 - self.momentum) * self.running_mean + self.momentum * xmean.reshape(-1))
                 self.running_var.copy_((1 - self.momentum) * self.running_var + self.momentum * var.reshape(-1))
         return out
+
+
+class SumOverRanks(torch.autograd.Function):
+    """The sum of a tensor over torchrun's ranks; its gradient is the sum of theirs (each rank's loss uses it)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        import torch.distributed as dist
+
+        x = x.clone()
+        dist.all_reduce(x)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return SumOverRanks.forward(ctx, grad)
 
 
 class Tanh(nn.Module):

@@ -6,6 +6,7 @@ import dataclasses
 import io
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from makemore import models
 from makemore.data import IGNORE, SPLITS, Corpus, build_sequences, build_windows
 from makemore.errors import UserError
 from makemore.files import write_atomic
+from makemore.scratch import BatchNorm1d
 
 CHECKPOINT_FORMAT = 1
 CHECKPOINT = "model.pt"
@@ -147,7 +149,7 @@ class Run:
 
 
 def checkpoint_state(model_name, model, corpus: Corpus, train_cfg, optimizer=None, step=0, generator=None,
-                     elapsed=0.0) -> dict:
+                     elapsed=0.0, rank_rng_states=None) -> dict:
     """Everything a run folder needs: to sample and evaluate (model, config, corpus), and to resume exactly
     (optimizer state, step, the batch generator's and torch's random states, training time so far)."""
     return {
@@ -161,6 +163,7 @@ def checkpoint_state(model_name, model, corpus: Corpus, train_cfg, optimizer=Non
         "step": step,
         "generator": generator.get_state() if generator is not None else None,
         "torch_rng": torch.get_rng_state(),
+        "rank_rng_states": rank_rng_states,  # under torchrun: every rank's, at this step
         "elapsed": elapsed,
     }
 
@@ -195,6 +198,43 @@ def load_run(folder, device: str = "cpu") -> Run:
     return Run(folder, name, model, corpus, train_cfg, state)
 
 
+# ----------------------------------------------------------------------------- several processes (torchrun)
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """This process among torchrun's: rank 0 of 1 when it runs alone."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def lead(self) -> bool:
+        return self.rank == 0  # the one that prints and writes the run folder
+
+
+def join_ranks(device: torch.device) -> Ranks:
+    """torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK) -> this process's place in the process group, which
+    it joins: gloo on the CPU, nccl on GPUs (one per process, by local rank)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Ranks()
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Ranks(dist.get_rank(), dist.get_world_size())
+
+
+def leave_ranks():
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 # ----------------------------------------------------------------------------- training
 
 
@@ -213,7 +253,8 @@ class TrainerEvents:
         self.callbacks = []
         self.last_log: dict = {}
         self.last_eval: dict = {}
-        self.stop = False  # a callback sets it to end the run after the current step
+        self.stop = False  # a callback sets it to end the run after the current step (on every rank, under torchrun)
+        self.rank_rng_states = None  # under torchrun: every rank's torch RNG state at the last evaluation
 
     def add_callback(self, fn):
         self.callbacks.append(fn)
@@ -242,11 +283,16 @@ class TrainerEvents:
 
 
 class Trainer(TrainerEvents):
-    """Runs the optimisation in PyTorch."""
+    """Runs the optimisation in PyTorch, alone or as one of torchrun's processes (DistributedDataParallel).
 
-    def __init__(self, model, cfg: TrainConfig, train_data, val_data, generator: torch.Generator, device):
+    With W processes every rank draws the same global batch of batch_size rows from the same generator and takes
+    its own share of them (rows rank, rank + W, ...); each rank's loss is weighted by its share of the batch's
+    targets, so the averaged gradient is the gradient of the global batch's mean loss, as in one process."""
+
+    def __init__(self, model, cfg: TrainConfig, train_data, val_data, generator: torch.Generator, device,
+                 ranks: Ranks = Ranks()):
         super().__init__()
-        self.model, self.cfg, self.device = model, cfg, device
+        self.model, self.cfg, self.device, self.ranks = model, cfg, device, ranks
         self.train_data = tuple(t.to(device) for t in train_data)  # (X, Y) or (X, Y, classes)
         self.val_data = tuple(t.to(device) for t in val_data)
         Y = self.train_data[1]
@@ -255,12 +301,46 @@ class Trainer(TrainerEvents):
         self.crop = Y.ndim == 2 and device.type == "cpu"
         self.generator = generator  # on the CPU: the lecture's torch.randint stream, the same on every device
         self.optimizer = build_optimizer(model, cfg)
+        self.net = model  # what the training step calls: the model, or its DistributedDataParallel wrapper
+        if ranks.world > 1 and self.optimizer is not None:
+            if cfg.batch_size % ranks.world:
+                raise UserError(f"--batch-size {cfg.batch_size}: not a multiple of the {ranks.world} processes")
+            from torch.nn.parallel import DistributedDataParallel
+
+            # static_graph: the same parameters take part at every step (the WaveNet's last residual never does)
+            self.net = DistributedDataParallel(model, static_graph=True)  # on the device join_ranks set
+            for module in model.modules():
+                if isinstance(module, BatchNorm1d):
+                    module.synced = True
         self.step = 0
         self.started = None
         self.elapsed = 0.0  # seconds of training, summed over resumed sessions
 
     def split_loss(self, data) -> float:
         return evaluate(self.model, data)
+
+    def before_eval_event(self):
+        if self.ranks.world > 1:  # a collective: every rank evaluates at the same steps
+            import torch.distributed as dist
+
+            self.rank_rng_states = [None] * self.ranks.world
+            dist.all_gather_object(self.rank_rng_states, torch.get_rng_state())
+
+    def batch(self):
+        """This rank's rows of the next global batch, and the weight of its mean loss (1 when alone)."""
+        ix = torch.randint(0, len(self.train_data[0]), (self.cfg.batch_size,), generator=self.generator)
+        if self.device.type == "cuda":  # from pinned memory, without waiting: a pageable copy waits for the GPU
+            ix = ix.pin_memory().to(self.device, non_blocking=True)
+        weight = 1.0
+        if self.ranks.world > 1:
+            Y = self.train_data[1]
+            ours = ix[self.ranks.rank :: self.ranks.world]
+            weight = self.ranks.world * (Y[ours] != IGNORE).sum() / (Y[ix] != IGNORE).sum()  # on device: no sync
+            ix = ours
+        batch = [t[ix] for t in self.train_data]  # X (B, T); Y (B,) or (B, T); classes (B,)
+        if self.crop:  # whole sequences on the CPU: no compute for the padding after the batch's longest word
+            crop_to_longest(batch)
+        return batch, weight
 
     def run(self) -> dict:
         model, cfg = self.model, self.cfg
@@ -273,20 +353,16 @@ class Trainer(TrainerEvents):
             steps = 0
         log_every = max(1, min(cfg.log_every, steps))
         losses = torch.zeros(log_every, device=self.device)  # batch losses since the last log, kept on device
-        n = len(self.train_data[0])
         while self.step < steps:
-            ix = torch.randint(0, n, (cfg.batch_size,), generator=self.generator).to(self.device)
-            batch = [t[ix] for t in self.train_data]  # X (B, T); Y (B,) or (B, T); classes (B,)
-            if self.crop:  # whole sequences on the CPU: no compute for the padding after the batch's longest word
-                crop_to_longest(batch)
-            _, loss = model(*batch)
+            batch, weight = self.batch()
+            _, loss = self.net(*batch)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * weight if self.ranks.world > 1 else loss).backward()
             lr = lr_at(cfg, self.step)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             self.optimizer.step()
-            losses[self.step % log_every] = loss.detach()
+            losses[self.step % log_every] = loss.detach()  # with several ranks: this rank's share of the batch
             self.step += 1
             self.emit("step")
             if self.step % log_every == 0 or self.step == steps:
@@ -322,8 +398,11 @@ def make_trainer(corpus: Corpus, model_name: str, model_options: dict, cfg: Trai
     model_cfg = models.make_config(model_name, vocab_size=corpus.vocab.size, **options)
     if model_cfg.block_size == 0:  # "see the whole item": the longest item and its end token
         model_cfg.block_size = corpus.longest + 1
+    ranks = join_ranks(device)
     torch.manual_seed(cfg.seed)  # for torch.nn layers' own init and for dropout
     generator = torch.Generator().manual_seed(cfg.seed)  # torch.manual_seed(42) before the model, as in the lecture
+    if cfg.backend == "jax" and ranks.world > 1:
+        raise UserError("--backend jax: trains in one process; run it without torchrun")
     if cfg.backend == "jax":
         from makemore.jax import MODELS as JAX_MODELS, require
 
@@ -338,7 +417,10 @@ def make_trainer(corpus: Corpus, model_name: str, model_options: dict, cfg: Trai
     if cfg.backend != "torch":
         raise UserError(f"--backend: expected torch or jax, got {cfg.backend!r}")
     model = models.build(model_name, model_cfg, generator=generator).to(device)
-    return Trainer(model, cfg, examples(model, corpus, "train"), examples(model, corpus, "val"), generator, device)
+    if ranks.world > 1:
+        torch.manual_seed(cfg.seed + ranks.rank)  # the same weights on every rank, its own dropout masks
+    return Trainer(model, cfg, examples(model, corpus, "train"), examples(model, corpus, "val"), generator, device,
+                   ranks)
 
 
 def resume_trainer(run: Run) -> Trainer:
@@ -353,13 +435,20 @@ def resume_trainer(run: Run) -> Trainer:
     if state["step"] >= run.train_config.steps:
         raise UserError(f"{run.folder}: the run is complete ({state['step']:,} of {run.train_config.steps:,} steps)")
     device = resolve_device(run.train_config.device)
+    ranks = join_ranks(device)
     model.to(device)
     generator = torch.Generator()
     generator.set_state(state["generator"])
     trainer = Trainer(model, run.train_config, examples(model, run.corpus, "train"), examples(model, run.corpus, "val"),
-                      generator, device)
+                      generator, device, ranks)
     trainer.optimizer.load_state_dict(state["optimizer"])
-    torch.set_rng_state(state["torch_rng"])
+    rank_states = state.get("rank_rng_states")
+    if ranks.world > 1 and rank_states is not None and len(rank_states) == ranks.world:
+        torch.set_rng_state(rank_states[ranks.rank])  # each rank's dropout goes on where it stopped
+    else:
+        torch.set_rng_state(state["torch_rng"])
+        if ranks.world > 1:
+            torch.manual_seed(run.train_config.seed + ranks.rank + state["step"])  # another number of ranks than before
     trainer.step, trainer.elapsed = state["step"], state["elapsed"]
     return trainer
 
@@ -409,7 +498,8 @@ class RunWriter:
         from makemore.plots import loss_curve
 
         state = checkpoint_state(self.model_name, trainer.model, self.corpus, trainer.cfg, trainer.optimizer,
-                                 trainer.step, trainer.generator, trainer.elapsed)
+                                 trainer.step, trainer.generator, trainer.elapsed,
+                                 trainer.rank_rng_states)
         save_checkpoint(self.folder / CHECKPOINT, state)
         self.saved_step = trainer.step
         tokens = trainer.step * trainer.cfg.batch_size * trainer.targets_per_row

@@ -1,0 +1,115 @@
+"""torchrun: DistributedDataParallel on 2 CPU processes (gloo) trains as one process does with the same global
+batch, writes the run folder from rank 0 only, and resumes exactly."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from makemore.train import RunWriter, TrainConfig, load_run, make_trainer, resume_trainer
+
+from conftest import run_cli
+
+# Float sums in another order (each rank's half of the batch, then gloo's average): the runs agree to this.
+TOLERANCE = 1e-5
+
+
+def torchrun(*args, nproc=2):
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+                           "-m", "makemore", *map(str, args)], capture_output=True, text=True, env=env, timeout=600)
+
+
+def weights(folder):
+    return load_run(folder).state["model"]
+
+
+@pytest.mark.parametrize("model, options", [
+    ("lstm", ["--n-embd", 8, "--n-hidden", 24]),
+    ("mlp", ["--context", 3, "--n-embd", 6, "--n-hidden", 32]),  # windows: one target per row
+])
+def test_torchrun_matches_one_process(tmp_path, word_file, model, options):
+    common = [word_file, "--model", model, *options, "--steps", 300, "--batch-size", 32, "--optimizer", "adamw",
+              "--lr", 0.01, "--schedule", "cosine", "--eval-every", 100, "--samples", 3, "--device", "cpu"]
+    one = run_cli("train", *common, "--out", tmp_path / "one")
+    assert one.returncode == 0, one.stderr
+    two = torchrun("train", *common, "--out", tmp_path / "two")
+    assert two.returncode == 0, two.stderr
+    assert "x 2 processes" in two.stdout
+    assert two.stdout.count("\nval ") == 1  # only rank 0 prints
+    evals = [[json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines() if "val_loss" in line]
+             for run in ("one", "two")]
+    assert [e["step"] for e in evals[0]] == [e["step"] for e in evals[1]] == [100, 200, 300]
+    for a, b in zip(*evals):
+        assert abs(a["val_loss"] - b["val_loss"]) < TOLERANCE and abs(a["train_loss"] - b["train_loss"]) < TOLERANCE
+    w1, w2 = weights(tmp_path / "one"), weights(tmp_path / "two")
+    for key in w1:
+        torch.testing.assert_close(w1[key], w2[key], atol=TOLERANCE, rtol=TOLERANCE)
+
+
+def test_batch_must_split_evenly(tmp_path, word_file):
+    result = torchrun("train", word_file, "--model", "lstm", "--steps", 5, "--batch-size", 33, "--out", tmp_path / "r",
+                      "--device", "cpu")
+    assert result.returncode != 0
+    assert "--batch-size 33: not a multiple of the 2 processes" in result.stderr
+    assert "Traceback" not in result.stderr.split("--batch-size 33")[0].splitlines()[-1]
+
+
+class Killed(Exception):
+    pass
+
+
+def train_under_ddp(rank, port, folder, result_file):
+    """One of 2 spawned ranks: an uninterrupted run, a run killed after its step-40 checkpoint, and its resume."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    from test_models import CORPUS
+
+    name, options = "wavenet", dict(block_size=16, n_embd=8, n_skip=16, dropout=0.2)  # dropout: per-rank RNG resumes
+    cfg = TrainConfig(steps=60, batch_size=16, eval_every=20, log_every=10, device="cpu", optimizer="adamw", lr=0.01)
+
+    def run(trainer, out, kill_at=None):
+        if rank == 0:
+            writer = RunWriter(out, "test", name, CORPUS, plot=False)
+            writer.start(trainer)
+            trainer.add_callback(writer)
+        if kill_at:
+            def kill(t, event):
+                if t.step >= kill_at:
+                    raise Killed  # every rank at the same step, as when the job is killed
+            trainer.add_callback(kill)
+        try:
+            return trainer.run()
+        except Killed:
+            return None
+
+    whole = run(make_trainer(CORPUS, name, options, cfg), folder / "whole")
+    assert run(make_trainer(CORPUS, name, options, cfg), folder / "killed", kill_at=50) is None
+    torch.distributed.barrier()  # rank 0's checkpoint is on disk
+    torch.manual_seed(1234 + rank)  # a resumed process starts with other random state: the checkpoint restores it
+    resumed = run(resume_trainer(load_run(folder / "killed")), folder / "killed")
+    if rank == 0:
+        result_file.write_text(json.dumps({"whole": whole, "resumed": resumed}))
+    torch.distributed.destroy_process_group()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_resume_under_ddp_equals_uninterrupted(tmp_path):
+    result_file = tmp_path / "result.json"
+    mp.spawn(train_under_ddp, args=(free_port(), tmp_path, result_file), nprocs=2, join=True)
+    result = json.loads(result_file.read_text())
+    assert result["resumed"] == result["whole"]
+    a, b = weights(tmp_path / "whole"), weights(tmp_path / "killed")
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert len(load_run(tmp_path / "whole").state["rank_rng_states"]) == 2
