@@ -16,11 +16,11 @@ if "MAKEMORE_DATA" not in os.environ and SHARED_DATA.is_dir():
 @pytest.fixture(scope="session")
 def names():
     """The names data set, from MAKEMORE_DATA (../shared/data in CI) or the download cache."""
-    from makemore.data import read_items, resolve
+    from makemore.data import read_source
     from makemore.errors import UserError
 
     try:
-        return read_items(resolve("names"))
+        return read_source("names")
     except UserError as e:
         pytest.skip(f"names.txt is not available offline: {e}")
 

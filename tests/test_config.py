@@ -32,7 +32,7 @@ def test_config_file_with_flag_overrides(tmp_path, word_file):
 
 
 @pytest.mark.parametrize("text, fragment", [
-    ('data = "names"\nepochs = 3\n', "unknown key 'epochs'; valid keys: data, model, condition, [options], [train]"),
+    ('data = "names"\nepochs = 3\n', "unknown key 'epochs'; valid keys: data, model, condition, ascii, [options], [train], [cuda]"),
     ('data = "names"\n[train]\nstep = 3\n', "unknown key 'step' in [train]; valid keys: steps,"),
     ('data = "names"\n[train]\nlr = "fast"\n', "[train] lr: expected float, got str 'fast'"),
     ('data = "names"\n[train]\nsteps = 2.5\n', "[train] steps: expected int, got float 2.5"),
@@ -95,3 +95,14 @@ def test_shipped_presets_are_valid(preset, tmp_path, names):  # names: skips whe
                      "--samples", 0, "--device", "cpu")
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "run" / "config.json").read_text())["data"] == "names"
+
+
+def test_ascii_flag_and_key(tmp_path):
+    """--ascii (or ascii = true in a config) trains on the list with accents and tildes stripped."""
+    out = tmp_path / "run"
+    result = run_cli("train", "spanish-places", "--ascii", "--model", "bigram", "--out", out, "--samples", 3)
+    assert result.returncode == 0, result.stderr
+    assert "spanish-places (ascii): 7,399 items, vocabulary of 34" in result.stdout  # 33 ASCII characters and the boundary
+    bad = write(tmp_path, 'ascii = "yes"\n')
+    assert_one_line_error(run_cli("train", "names", "--config", bad, "--out", tmp_path / "r2"), "exp.toml",
+                          "ascii must be true or false")

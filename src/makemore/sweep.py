@@ -181,7 +181,7 @@ def work(sweep: Sweep, worker: int = 0):
     config = read_config(sweep.config_path)
     spec = resolve_run(config, sweep.config_path)
     params = read_space(sweep.space_path, spec.model_name)
-    corpus = Corpus.load_many(spec.data, condition=spec.condition)
+    corpus = Corpus.load_many(spec.data, condition=spec.condition, ascii=spec.ascii)
     study = open_study(sweep, config, params)
 
     def objective(trial):

@@ -255,6 +255,7 @@ class TrainerEvents:
         self.last_eval: dict = {}
         self.stop = False  # a callback sets it to end the run after the current step (on every rank, under torchrun)
         self.rank_rng_states = None  # under torchrun: every rank's torch RNG state at the last evaluation
+        self.ranks = Ranks()  # alone, unless the trainer joins torchrun's processes
 
     def add_callback(self, fn):
         self.callbacks.append(fn)
