@@ -1,12 +1,12 @@
 """Runs described by TOML files: flags override them, bad keys and types are named, config.json records all."""
 
-import argparse
 import json
 
 import pytest
 import torch
 
 from makemore.cli import build_parser, presets, read_config, resolve_run
+from makemore.errors import UserError
 
 from conftest import assert_one_line_error, run_cli
 
@@ -48,33 +48,48 @@ def test_bad_config_names_the_file_and_key(tmp_path, text, fragment):
     assert_one_line_error(run_cli("train", "--config", config, "--out", tmp_path / "run"), "exp.toml", fragment)
 
 
-def test_cuda_tables_apply_on_a_gpu_only(tmp_path):
+def as_if_on_a_gpu(monkeypatch):
+    """resolve_run decides with resolve_device whether [cuda.*] applies: here it answers cuda for auto/cuda."""
+    import makemore.train
+
+    real = makemore.train.resolve_device
+    monkeypatch.setattr(makemore.train, "resolve_device",
+                        lambda name: torch.device("cuda") if name in ("auto", "cuda") else real(name))
+
+
+def test_cuda_tables_apply_on_a_gpu_only(tmp_path, monkeypatch):
     """[cuda.options] and [cuda.train] override [options] and [train] when the run is on a GPU; flags override all."""
     config = tmp_path / "both.toml"
     config.write_text('model = "lstm"\n[options]\nn_hidden = 16\n[train]\nsteps = 100\nlr = 0.01\n'
                       '[cuda.options]\nn_hidden = 64\n[cuda.train]\nsteps = 10\nbatch_size = 512\n')
-    flags = build_parser().parse_args(["train", "--lr", "0.5"])
-    on_cpu = resolve_run(read_config(config), config, argparse.Namespace(**{**vars(flags), "device": "cpu"}))
+
+    def resolved(*argv):
+        return resolve_run(read_config(config), config, build_parser().parse_args(["train", "--lr", "0.5", *argv]))
+
+    on_cpu = resolved("--device", "cpu")
     assert (on_cpu.options["n_hidden"], on_cpu.train.steps, on_cpu.train.batch_size, on_cpu.train.lr) == (16, 100, 32, 0.5)
-    if torch.cuda.is_available():
-        on_gpu = resolve_run(read_config(config), config, argparse.Namespace(**{**vars(flags), "device": "cuda"}))
-        assert (on_gpu.options["n_hidden"], on_gpu.train.steps, on_gpu.train.batch_size, on_gpu.train.lr) == (64, 10, 512, 0.5)
+    as_if_on_a_gpu(monkeypatch)
+    assert resolved("--device", "cpu").options["n_hidden"] == 16
+    on_gpu = resolved()  # device auto: the GPU
+    assert (on_gpu.options["n_hidden"], on_gpu.train.steps, on_gpu.train.batch_size, on_gpu.train.lr) == (64, 10, 512, 0.5)
 
 
 @pytest.mark.parametrize("text, fragment", [
     ("[cuda]\nsteps = 3\n", "[cuda] holds only the tables [cuda.options] and [cuda.train], not 'steps'"),
-    ("[cuda.train]\nlr = -1.0\n", "[cuda.train] lr"),
-    ('model = "lstm"\n[cuda.options]\nn_skip = 3\n', "unknown key 'n_skip' in [options] for model 'lstm'"),
+    ("[cuda.train]\nlr = -1.0\n", "[cuda.train] lr: expected a positive number"),
 ])
 def test_bad_cuda_tables(tmp_path, text, fragment):
     config = tmp_path / "gpu.toml"
     config.write_text(text)
-    result = run_cli("train", "names", "--config", config, "--device", "cuda" if "options" in text else "cpu",
-                     "--out", tmp_path / "run")
-    if "options" in text and not torch.cuda.is_available():
-        assert_one_line_error(result, "--device cuda")  # no GPU here: the device is refused first
-    else:
-        assert_one_line_error(result, "gpu.toml", fragment)
+    assert_one_line_error(run_cli("train", "names", "--config", config, "--out", tmp_path / "run"), "gpu.toml", fragment)
+
+
+def test_bad_cuda_option_is_named_on_a_gpu(tmp_path, monkeypatch):
+    config = tmp_path / "gpu.toml"
+    config.write_text('model = "lstm"\n[cuda.options]\nn_skip = 3\n')
+    as_if_on_a_gpu(monkeypatch)
+    with pytest.raises(UserError, match=r"gpu.toml: unknown key 'n_skip' in \[cuda.options\] for model 'lstm'"):
+        resolve_run(read_config(config), config, build_parser().parse_args(["train"]))
 
 
 def test_unknown_preset_lists_the_presets(tmp_path):

@@ -256,7 +256,8 @@ def check_option(path, where: str, model_name: str, key: str, value):
     fields = {f.name: f.type for f in dataclasses.fields(models.lookup(model_name)[0])}
     if key not in fields or key == "vocab_size":
         valid = [f for f in fields if f != "vocab_size"]
-        raise UserError(f"{path}: unknown key {key!r} in [options] for model {model_name!r}; valid keys: {', '.join(valid)}")
+        table = where.split()[0]  # [options], or [cuda.options]
+        raise UserError(f"{path}: unknown key {key!r} in {table} for model {model_name!r}; valid keys: {', '.join(valid)}")
     check_type(path, where, value, fields[key])
 
 
