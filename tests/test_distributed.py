@@ -13,7 +13,7 @@ import torch.multiprocessing as mp
 
 from makemore.train import RunWriter, TrainConfig, load_run, make_trainer, resume_trainer
 
-from conftest import run_cli
+from makemore.cli import main
 
 # Float sums in another order (each rank's half of the batch, then gloo's average): the runs agree to this.
 TOLERANCE = 1e-5
@@ -36,8 +36,7 @@ def weights(folder):
 def test_torchrun_matches_one_process(tmp_path, word_file, model, options):
     common = [word_file, "--model", model, *options, "--steps", 300, "--batch-size", 32, "--optimizer", "adamw",
               "--lr", 0.01, "--schedule", "cosine", "--eval-every", 100, "--samples", 3, "--device", "cpu"]
-    one = run_cli("train", *common, "--out", tmp_path / "one")
-    assert one.returncode == 0, one.stderr
+    assert main(["train", *map(str, common), "--out", str(tmp_path / "one")]) == 0  # one process: this one
     two = torchrun("train", *common, "--out", tmp_path / "two")
     assert two.returncode == 0, two.stderr
     assert "x 2 processes" in two.stdout
