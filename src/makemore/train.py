@@ -232,6 +232,7 @@ def leave_ranks():
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()  # all ranks leave together: a rank that tore its group down while rank 0 still wrote aborted
         dist.destroy_process_group()
 
 
