@@ -29,6 +29,20 @@ def test_vocab_boundary_is_its_own_index_and_dot_is_ordinary():
     assert vocab.unknown("aXbX!") == ["X", "!"]
 
 
+def test_encode_flat_is_encode_of_every_item():
+    rng = random.Random(0)
+    alphabet = "ab .-ñéü'Z\U0001F600"  # beyond the BMP too: one code point, one id
+    items = ["".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 9))) for _ in range(200)]
+    vocab = Vocab.from_items(items)
+    ids, lengths = vocab.encode_flat(items)
+    assert lengths.tolist() == [len(w) for w in items]
+    assert ids.tolist() == [i for w in items for i in vocab.encode(w)]
+    assert vocab.encode_flat([])[0].tolist() == []
+    for outside in ("ab!", "c", "\U0001F601"):  # after, between and beyond the vocabulary's code points
+        with pytest.raises(KeyError):
+            vocab.encode_flat(["ab", outside])
+
+
 def test_names_vocab_matches_the_lecture(names):
     vocab = Vocab.from_items(names)
     assert vocab.size == 27
@@ -86,6 +100,18 @@ def test_binary_file_names_the_line(tmp_path):
     path = tmp_path / "blob.bin"
     path.write_bytes(b"ok\nfine\n\x89PNG\x00\x01\x02\n")
     with pytest.raises(UserError, match=r"blob\.bin:3: binary data"):
+        read_items(path)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"ok\n\xff\nnul\x00\n", "2: not valid UTF-8"),
+    (b"ok\nnul\x00\n\xff\n", "2: binary data"),
+    (b"ok\n\xff\x00\n", "2: binary data"),  # both on one line: the NUL names it
+])
+def test_the_first_bad_line_is_named(tmp_path, content, message):
+    path = tmp_path / "mixed.txt"
+    path.write_bytes(content)
+    with pytest.raises(UserError, match=rf"mixed\.txt:{message}"):
         read_items(path)
 
 

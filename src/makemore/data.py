@@ -41,17 +41,17 @@ def read_items(path: str | os.PathLike) -> list[str]:
         raise UserError(f"{path}: cannot read ({e.strerror})") from None
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]  # a UTF-8 byte order mark is not part of the first item
-    items = []
-    for lineno, line in enumerate(raw.split(b"\n"), start=1):
-        if b"\x00" in line:
-            raise UserError(f"{path}:{lineno}: binary data (a NUL byte); expected UTF-8 text, one item per line")
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError:
-            raise UserError(f"{path}:{lineno}: not valid UTF-8; save the file as UTF-8 text") from None
-        text = text.rstrip()
-        if text:
-            items.append(text)
+    nul = raw.find(b"\x00")
+    try:
+        text, bad = raw.decode("utf-8"), -1
+    except UnicodeDecodeError as e:
+        text, bad = "", e.start
+    line_of = lambda offset: raw.count(b"\n", 0, offset) + 1  # noqa: E731
+    if nul >= 0 and (bad < 0 or line_of(nul) <= line_of(bad)):
+        raise UserError(f"{path}:{line_of(nul)}: binary data (a NUL byte); expected UTF-8 text, one item per line")
+    if bad >= 0:
+        raise UserError(f"{path}:{line_of(bad)}: not valid UTF-8; save the file as UTF-8 text")
+    items = [line for line in map(str.rstrip, text.split("\n")) if line]
     if not items:
         raise UserError(f"{path}: is empty; expected one item per line")
     return items
@@ -79,6 +79,21 @@ class Vocab:
 
     def encode(self, text: str) -> list[int]:
         return [self.stoi[ch] for ch in text]
+
+    def encode_flat(self, items) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ids of all items one after another (sum of lengths,), and each item's length (N,): encode() of
+        every item at once, in C, by looking each code point up among the vocabulary's sorted ones."""
+        lengths = torch.tensor([len(w) for w in items], dtype=torch.long)
+        text = "".join(items).encode("utf-32-le")
+        if not text:
+            return torch.zeros(0, dtype=torch.long), lengths
+        codes = torch.frombuffer(bytearray(text), dtype=torch.int32)  # (sum of lengths,) code points
+        points = torch.tensor([ord(ch) for ch in self.chars], dtype=torch.int32)  # sorted: chars are
+        ids = torch.searchsorted(points, codes).clamp(max=len(points) - 1)
+        unknown = points[ids] != codes
+        if unknown.any():
+            raise KeyError(chr(codes[unknown][0]))  # as encode() does
+        return ids + 1, lengths
 
     def decode(self, ids) -> str:
         """Characters up to the first boundary token."""
@@ -142,15 +157,15 @@ def encode_rows(items, vocab: Vocab, before: int, length: int):
     """(N, before + length + 1): each item's ids after `before` boundary tokens, cut to `length`, then one
     boundary token (the end) and IGNORE after it; and each row's id count (N,). Built from one flat tensor:
     a tensor per item costs seconds on a list of names."""
-    ids = [vocab.encode(w)[:length] for w in items]
-    counts = torch.tensor([len(r) for r in ids], dtype=torch.long)
-    flat = torch.tensor([i for r in ids for i in r], dtype=torch.long)
-    rows = torch.arange(len(ids)).repeat_interleave(counts)
-    cols = torch.arange(len(flat)) - (counts.cumsum(0) - counts).repeat_interleave(counts)  # position in its item
-    out = torch.full((len(ids), before + length + 1), IGNORE, dtype=torch.long)
+    flat, lengths = vocab.encode_flat(items)
+    rows = torch.arange(len(lengths)).repeat_interleave(lengths)
+    cols = torch.arange(len(flat)) - (lengths.cumsum(0) - lengths).repeat_interleave(lengths)  # position in its item
+    kept = cols < length
+    out = torch.full((len(lengths), before + length + 1), IGNORE, dtype=torch.long)
     out[:, :before] = BOUNDARY
-    out[rows, before + cols] = flat
-    out[torch.arange(len(ids)), before + counts] = BOUNDARY
+    out[rows[kept], before + cols[kept]] = flat[kept]
+    counts = lengths.clamp(max=length)
+    out[torch.arange(len(lengths)), before + counts] = BOUNDARY
     return out, counts
 
 
