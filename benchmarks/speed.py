@@ -2,6 +2,7 @@
 
     MAKEMORE_DATA=../shared/data python benchmarks/speed.py                       # 2 CPU cores: about 10 minutes
     MAKEMORE_DATA=... python benchmarks/speed.py --device cuda --lecture-steps 5000  # a GPU
+    MAKEMORE_DATA=... python benchmarks/speed.py --compile 300 [--device cuda]      # torch.compile only
 
 1. Time to val <= 1.9937 on names (the lecture's split, per-position targets, val over the whole split): the
    lecture's own loop (the anchor, always on the CPU) against `makemore train names --preset fast` (its
@@ -14,13 +15,20 @@
    WaveNet).
 3. (CPU) Peak RSS of `makemore train names` (the lecture's recipe, 5,000 steps) and of --preset fast, each in
    a fresh process; and --preset fast on 1 thread instead of 2.
+
+With --compile STEPS it only times torch.compile against eager training (and CUDA graphs on a GPU), for the
+first STEPS steps of --preset fast and --preset wavenet.
 """
 
 import argparse
+import multiprocessing
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import torch
 import torch._dynamo  # noqa: F401  torch.optim's first use imports it (1.3 s on 2 CPU cores): an import, not training
@@ -42,14 +50,26 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def train_preset(name, device, race=False):
+def train_preset(name, device, race=False, steps=None, compile_mode=None, step_ends=None):
     """Train a shipped preset on names: (seconds from loading the data to the final losses, losses, trainer, the
-    first check that reached TARGET or None). With race, val is checked every 100 steps (checks not timed)."""
+    first check that reached TARGET or None). With race, val is checked every 100 steps (checks not timed).
+    steps shortens the run; compile_mode trains through torch.compile(model, mode=compile_mode); step_ends, a
+    list, gets the time at the end of every step (synchronized)."""
     path = preset_path(name)
     spec = resolve_run(read_config(path), path, argparse.Namespace(device=device, data=None, model=None))
+    if steps:
+        spec.train.steps = spec.train.eval_every = steps
     start = time.perf_counter()
     corpus = Corpus.load_many(spec.data)
     trainer = make_trainer(corpus, spec.model_name, spec.options, spec.train)
+    if compile_mode:
+        trainer.net = torch.compile(trainer.model, mode=None if compile_mode == "default" else compile_mode)
+    if step_ends is not None:
+        def end_of_step(t, event):
+            if event == "step":
+                sync(device)
+                step_ends.append(time.perf_counter() - start)
+        trainer.add_callback(end_of_step)
     hit, checking = None, [0.0]
     if race:
         def check(t, event):
@@ -89,6 +109,8 @@ def main():
     parser.add_argument("--lecture-steps", type=int, default=LECTURE_STEPS)
     parser.add_argument("--batch", type=int, help="names per batched generation (default: 20,000 on the CPU, "
                         "1,000,000 on a GPU)")
+    parser.add_argument("--compile", type=int, metavar="STEPS", help="only time torch.compile against eager "
+                        "training for STEPS steps of --preset fast and --preset wavenet")
     args = parser.parse_args()
     device, batch = args.device, args.batch or (20_000 if args.device == "cpu" else 1_000_000)
     where = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
@@ -98,6 +120,8 @@ def main():
         torch.zeros(1, device="cuda")
         sync(device)
         print(f"CUDA context: {time.perf_counter() - start:.2f} s (before the timed runs)")
+    if args.compile:
+        return compile_section(device, args.compile)
     corpus = Corpus.load("names")
 
     print(f"\n== 1. time to val <= {TARGET} on names")
@@ -164,6 +188,30 @@ def main():
         torch.set_num_threads(threads)
         print(f"1 thread: {t_one:.2f} s, val {result['val_loss']:.4f}; {threads} threads: {t_fast:.2f} s "
               f"({t_one / t_fast:.2f}x)")
+
+
+def time_steps(name, device, steps, mode):
+    """(first step's end, median step, total, val) of a preset's first steps, eager or compiled with mode. Run in a
+    fresh process with an empty compile cache: what a user's first compiled run pays."""
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
+        ends = []
+        total, result, _, _ = train_preset(name, device, steps=steps, compile_mode=None if mode == "eager" else mode,
+                                           step_ends=ends)
+    return ends[0], statistics.median(b - a for a, b in zip(ends[10:], ends[11:])), total, result["val_loss"]
+
+
+def compile_section(device, steps):
+    """What torch.compile buys: each preset's first steps eager and compiled (on a GPU also mode
+    "reduce-overhead", which replays CUDA graphs), each in a fresh process."""
+    modes = ["eager", "default"] + (["reduce-overhead"] if device == "cuda" else [])
+    print(f"\n== what torch.compile buys ({device}, {steps} steps of each preset, each in a fresh process)")
+    for name in ("fast", "wavenet"):
+        for mode in modes:
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as fresh:
+                first, per_step, total, val = fresh.submit(time_steps, name, device, steps, mode).result()
+            print(f"--preset {name:8} {mode:16} first step done after {first:6.2f} s, then {per_step * 1e3:6.2f} "
+                  f"ms a step (median); {total:6.2f} s in all, val {val:.4f}")
 
 
 if __name__ == "__main__":
