@@ -8,6 +8,7 @@ lecture's order, so a model built after torch.manual_seed(42) has the lecture's 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -101,7 +102,10 @@ class Embedding(nn.Module):
         self.weight = nn.Parameter(torch.randn((num_embeddings, embedding_dim), generator=generator))
 
     def forward(self, idx):
-        return self.weight[idx]  # (B, T) -> (B, T, C)
+        # The lecture's weight[idx]. Its backward, on the CPU with several threads, adds a batch of 32,768 values
+        # or more with atomics, in whatever order the threads meet (the WaveNet's whole-word batches are that
+        # large), so runs differed in the last bits; embedding's backward adds each row's gradients in order.
+        return F.embedding(idx, self.weight)  # (B, T) -> (B, T, C)
 
 
 class FlattenConsecutive(nn.Module):
