@@ -46,7 +46,10 @@ def read_items(path: str | os.PathLike) -> list[str]:
         text, bad = raw.decode("utf-8"), -1
     except UnicodeDecodeError as e:
         text, bad = "", e.start
-    line_of = lambda offset: raw.count(b"\n", 0, offset) + 1  # noqa: E731
+
+    def line_of(offset):
+        return raw.count(b"\n", 0, offset) + 1
+
     if nul >= 0 and (bad < 0 or line_of(nul) <= line_of(bad)):
         raise UserError(f"{path}:{line_of(nul)}: binary data (a NUL byte); expected UTF-8 text, one item per line")
     if bad >= 0:
@@ -88,7 +91,7 @@ class Vocab:
         if not text:
             return torch.zeros(0, dtype=torch.long), lengths
         codes = torch.frombuffer(bytearray(text), dtype=torch.int32)  # (sum of lengths,) code points
-        points = torch.tensor([ord(ch) for ch in self.chars], dtype=torch.int32)  # sorted: chars are
+        points = torch.tensor([ord(ch) for ch in self.chars], dtype=torch.int32)  # ascending, as chars are
         ids = torch.searchsorted(points, codes).clamp(max=len(points) - 1)
         unknown = points[ids] != codes
         if unknown.any():
