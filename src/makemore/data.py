@@ -81,11 +81,12 @@ class Vocab:
         return len(self.chars) + 1
 
     def encode(self, text: str) -> list[int]:
-        return [self.stoi[ch] for ch in text]
+        return self.encode_flat([text])[0].tolist()
 
     def encode_flat(self, items) -> tuple[torch.Tensor, torch.Tensor]:
-        """The ids of all items one after another (sum of lengths,), and each item's length (N,): encode() of
-        every item at once, in C, by looking each code point up among the vocabulary's sorted ones."""
+        """The ids of all items one after another (sum of lengths,), and each item's length (N,): every item
+        encoded at once, in C, by looking each code point up among the vocabulary's sorted ones. A character
+        outside the vocabulary is a KeyError."""
         lengths = torch.tensor([len(w) for w in items], dtype=torch.long)
         text = "".join(items).encode("utf-32-le")
         if not text:
@@ -95,7 +96,7 @@ class Vocab:
         ids = torch.searchsorted(points, codes).clamp(max=len(points) - 1)
         unknown = points[ids] != codes
         if unknown.any():
-            raise KeyError(chr(codes[unknown][0]))  # as encode() does
+            raise KeyError(chr(codes[unknown][0]))
         return ids + 1, lengths
 
     def decode(self, ids) -> str:
