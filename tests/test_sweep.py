@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import SQLAlchemyError
 
 from conftest import assert_one_line_error, run_cli
 
@@ -112,7 +113,7 @@ def test_a_killed_sweep_resumes_with_no_finished_trial_lost_and_the_killed_trial
                 continue
             try:
                 trials = load(out).trials
-            except KeyError:  # the study is not made yet
+            except (KeyError, SQLAlchemyError):  # the study is not made yet, or its tables are being made
                 continue
             if len(finished(trials)) >= 2 and any(t.state.name == "RUNNING" and t.params for t in trials):
                 break
