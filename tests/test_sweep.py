@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -100,7 +101,9 @@ def test_pruning_stops_trials_early_on_the_periodic_val_loss(tmp_path, sweep_fil
 
 
 def test_a_killed_sweep_resumes_with_no_finished_trial_lost_and_the_killed_trial_run_again(tmp_path, sweep_files):
-    base, space = sweep_files(steps=400, eval_every=100)
+    # One evaluation, at the last step, so no trial is pruned: a trial ends only after its 1,500 steps (1.5 s or
+    # more). The kill comes when one has just started, so it is still running when the kill lands.
+    base, space = sweep_files(steps=1500, eval_every=1500)
     out = tmp_path / "sweep"
     args = [sys.executable, "-m", "makemore", "sweep", *map(str, ["--config", base, "--space", space, "--trials", 8,
                                                                    "--workers", 2, "--out", out])]
@@ -108,14 +111,16 @@ def test_a_killed_sweep_resumes_with_no_finished_trial_lost_and_the_killed_trial
     try:
         deadline = time.time() + 120
         while time.time() < deadline:
-            time.sleep(0.5)
+            time.sleep(0.1)
             if not (out / "study.db").exists():
                 continue
+            now = datetime.now()  # Optuna stamps a trial's start with the local clock
             try:
                 trials = load(out).trials
             except (KeyError, SQLAlchemyError):  # the study is not made yet, or its tables are being made
                 continue
-            if len(finished(trials)) >= 2 and any(t.state.name == "RUNNING" and t.params for t in trials):
+            if len(finished(trials)) >= 2 and any(t.state.name == "RUNNING" and t.params and
+                                                  (now - t.datetime_start).total_seconds() < 0.5 for t in trials):
                 break
         else:
             pytest.fail("the sweep did not get going")
