@@ -16,7 +16,9 @@ $(STAMP): pyproject.toml
 train: $(STAMP)
 	$(BIN)/makemore train names
 
+# The linter, then every test (pytest -m "not slow" for a quick local run).
 test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest
 
 clean:

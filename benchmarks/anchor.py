@@ -5,9 +5,10 @@ import time
 
 import torch
 
-import lecture_loop
 from makemore import models
 from makemore.data import lecture_split
+
+import lecture_loop
 
 
 def time_lecture_loop(words, steps=200_000):

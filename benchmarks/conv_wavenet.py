@@ -17,12 +17,15 @@ import time
 
 import torch
 
+from makemore import models
+from makemore.config import TrainConfig
+from makemore.data import Corpus
+from makemore.run import make_trainer
+from makemore.sample import generate
+from makemore.train import evaluate
+
 import lecture_loop
 from anchor import library_tree, names_per_second, time_lecture_loop
-from makemore import models
-from makemore.data import Corpus
-from makemore.sample import generate
-from makemore.train import TrainConfig, evaluate, make_trainer
 
 TARGET = 1.9937
 # The conv recipe: the paper's gated WaveNet seeing the whole word, AdamW, batches of whole words.
@@ -66,7 +69,8 @@ def main():
     hit, trainer = time_conv_to_target()
     print(f"== time to val <= {TARGET} on names (CPU, {torch.get_num_threads()} threads)")
     note = " (20k steps timed, scaled x10)" if args.quick else ""
-    print(f"lecture loop   hierarchical 76,579 params, batch 32, SGD, 200k steps: {t_lecture:7.1f} s  val {val_lecture:.4f}{note}")
+    print(f"lecture loop   hierarchical 76,579 params, batch 32, SGD, 200k steps: {t_lecture:7.1f} s  "
+          f"val {val_lecture:.4f}{note}")
     if hit:
         print(f"conv, whole sequences: {CONV_MODEL} {models.num_params(trainer.model):,} params, "
               f"RF {trainer.model.receptive_field}, batch {CONV_TRAIN['batch_size']} words, {CONV_TRAIN['optimizer']}: "

@@ -14,8 +14,9 @@ import time
 
 import torch
 
+from makemore.config import TrainConfig
 from makemore.data import Corpus
-from makemore.train import TrainConfig, make_trainer
+from makemore.run import make_trainer
 
 TARGET = 1.9937
 

@@ -11,8 +11,9 @@ import argparse
 import time
 
 from makemore import models
+from makemore.config import TrainConfig
 from makemore.data import Corpus
-from makemore.train import TrainConfig, make_trainer
+from makemore.run import make_trainer
 
 ROWS = [
     # (row, model, options, lecture train, lecture val)

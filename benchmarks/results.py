@@ -15,14 +15,15 @@ Prints each row as it is done, then the whole table in markdown.
 
 import argparse
 import math
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
+import makemore
 from makemore import models
 from makemore.data import Corpus
-from makemore.sample import default_max_len, generate, novelty
-from makemore.train import TrainConfig, evaluate, examples, make_trainer
 
 LECTURE = dict(optimizer="sgd", lr=0.1, schedule="step", batch_size=32)  # the lecture's SGD, 0.1 then 0.01
 ADAMW = dict(optimizer="adamw", lr=3e-3, weight_decay=0.1, schedule="cosine", batch_size=64)
@@ -40,22 +41,24 @@ RECIPES = {  # model -> (options, training)
 }
 
 
-def run(name, corpus, epochs, device):
+def epoch_steps(name, corpus, batch_size) -> float:
+    """Steps of an epoch: a window model's rows are the training targets, a sequence model's the words."""
+    train = corpus.split()[0]
+    rows = sum(len(w) + 1 for w in train) if models.lookup(name)[1].windowed else len(train)
+    return rows / batch_size
+
+
+def run(name, data, corpus, epochs, device, folder):
     options, recipe = RECIPES[name]
+    steps = math.ceil(epochs * epoch_steps(name, corpus, recipe.get("batch_size", 32)))
     start = time.perf_counter()
-    trainer = make_trainer(corpus, name, options, TrainConfig(**recipe, steps=1, device=device))
-    targets = (trainer.train_data[1] != -1).sum().item()  # one epoch's targets
-    per_step = trainer.cfg.batch_size * trainer.targets_per_row
-    trainer.cfg.steps = math.ceil(epochs * targets / per_step)
-    trainer.cfg.eval_every = trainer.cfg.steps  # one whole-split evaluation, at the end
-    trainer.cfg.log_every = 10**9
-    result = trainer.run()
+    run = makemore.train(data, model=name, **options, **recipe, steps=steps, eval_every=steps, log_every=10**9,
+                         device=device, out=Path(folder) / f"{data}-{name}", verbose=False)  # one evaluation, at the end
     seconds = time.perf_counter() - start
-    test = evaluate(trainer.model, tuple(t.to(trainer.device) for t in examples(trainer.model, corpus, "test")))
-    generator = torch.Generator(device=trainer.device).manual_seed(0)
-    samples = generate(trainer.model, corpus.vocab, 1000, max_len=default_max_len(corpus.items), generator=generator)
-    return dict(model=name, params=models.num_params(trainer.model), steps=trainer.step, train=result["train_loss"],
-                val=result["val_loss"], test=test, time=seconds, novelty=novelty(samples, corpus.items_of(None)))
+    samples = run.generate(1000, seed=0)
+    return dict(model=name, params=models.num_params(run.model), steps=run.state["step"], train=run.evaluate("train"),
+                val=run.evaluate("val"), test=run.evaluate("test"), time=seconds,
+                novelty=sum(s not in run.known() for s in samples) / len(samples))
 
 
 LABELS = {"hierarchical": "hierarchical (lecture)", "conv": "conv WaveNet", "wavenet": "gated WaveNet"}
@@ -78,10 +81,11 @@ def main():
     print(f"{args.epochs:g} epochs per model and data set, the lecture's split, on {args.device} "
           f"({torch.get_num_threads()} threads), {time.strftime('%Y-%m-%d')}", flush=True)
     rows = {}
+    folder = tempfile.mkdtemp(prefix="makemore-results-")  # the run folders
     for data in datasets:
         corpus = Corpus.load(data)
         for name in names:
-            r = rows[data, name] = run(name, corpus, args.epochs, args.device)
+            r = rows[data, name] = run(name, data, corpus, args.epochs, args.device, folder)
             print(f"{data} {name}: {r['steps']:,} steps, " + ", ".join(f"{c} {v}" for c, v in zip(COLUMNS, cells(r))),
                   flush=True)
     print("\n| model | " + " | ".join(f"{d} {c}" for d in datasets for c in COLUMNS) + " |")

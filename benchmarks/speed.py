@@ -33,13 +33,15 @@ from concurrent.futures import ProcessPoolExecutor
 import torch
 import torch._dynamo  # noqa: F401  torch.optim's first use imports it (1.3 s on 2 CPU cores): an import, not training
 
+import makemore
+from makemore import models
+from makemore.data import Corpus
+from makemore.run import make_trainer
+from makemore.sample import default_max_len, generate
+from makemore.train import evaluate
+
 import lecture_loop
 from anchor import library_tree, names_per_second, time_lecture_loop
-from makemore import models
-from makemore.cli import preset_path, read_config, resolve_run
-from makemore.data import Corpus
-from makemore.sample import default_max_len, generate
-from makemore.train import evaluate, make_trainer
 
 TARGET = 1.9937
 LECTURE_STEPS = 200_000
@@ -55,10 +57,9 @@ def train_preset(name, device, race=False, steps=None, compile_mode=None, step_e
     first check that reached TARGET or None). With race, val is checked every 100 steps (checks not timed).
     steps shortens the run; compile_mode trains through torch.compile(model, mode=compile_mode); step_ends, a
     list, gets the time at the end of every step (synchronized)."""
-    path = preset_path(name)
-    spec = resolve_run(read_config(path), path, argparse.Namespace(device=device, data=None, model=None))
+    spec = makemore.resolve(preset=name, device=device)
     if steps:
-        spec.train.steps = spec.train.eval_every = steps
+        spec = spec.override(dict(steps=steps, eval_every=steps))
     start = time.perf_counter()
     corpus = Corpus.load_many(spec.data)
     trainer = make_trainer(corpus, spec.model_name, spec.options, spec.train)

@@ -1,16 +1,34 @@
+"""What the tests share: the names data, a tiny corpus and tiny models of every family, the command line run in
+this process or in a fresh one, and free ports.
+
+Markers: slow (a test of several seconds or more), postgres (starts a PostgreSQL server), browser (drives
+chromium). `pytest -m "not slow"` is a quick local run; CI runs everything.
+"""
+
+import contextlib
+import io
 import os
 import random
+import socket
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))  # the lecture's literal notebook code, benchmarks/lecture_loop.py
 SHARED_DATA = ROOT.parent / "shared" / "data"
 if "MAKEMORE_DATA" not in os.environ and SHARED_DATA.is_dir():
     os.environ["MAKEMORE_DATA"] = str(SHARED_DATA)
+
+from makemore import models  # noqa: E402
+from makemore.cli import main  # noqa: E402
+from makemore.config import TrainConfig  # noqa: E402
+from makemore.data import Corpus, Vocab  # noqa: E402
+from makemore.train import Trainer, examples  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -45,8 +63,57 @@ def word_file(tmp_path):
     return path
 
 
+# ----------------------------------------------------------------------------- tiny models of every family
+
+ITEMS = make_items()
+VOCAB = Vocab.from_items(ITEMS)
+CORPUS = Corpus("test", ITEMS, VOCAB)
+TINY = {  # small but complete models of every registered family
+    "bigram": {},
+    "mlp": dict(block_size=3, n_embd=5, n_hidden=16),
+    "hierarchical": dict(block_size=8, n_embd=6, n_hidden=16),
+    "conv": dict(block_size=8, n_embd=6, n_hidden=16),
+    "wavenet": dict(block_size=16, n_embd=8, n_skip=16),
+    "rnn": dict(n_embd=8, n_hidden=16),
+    "gru": dict(n_embd=8, n_hidden=16),
+    "lstm": dict(n_embd=8, n_hidden=16, n_layers=2),
+    "transformer": dict(block_size=16, n_embd=16, n_head=2, n_layers=2),
+}
+
+
+def build(name, **options):
+    config = models.make_config(name, vocab_size=VOCAB.size, **{**TINY[name], **options})
+    return models.build(name, config, generator=torch.Generator().manual_seed(0))
+
+
+def trained(name, steps=30, **options):
+    model = build(name, **options)
+    data = examples(model, CORPUS, "train")
+    cfg = TrainConfig(steps=steps, batch_size=16, eval_every=10**9)
+    Trainer(model, cfg, data, data, torch.Generator().manual_seed(0), torch.device("cpu")).run()
+    return model.eval()
+
+
+# ----------------------------------------------------------------------------- the command line
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli(*args) -> Result:
+    """makemore's main() in this process, its output captured: the command line without a new interpreter."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return Result(code, out.getvalue(), err.getvalue())
+
+
 def run_cli(*args, cwd=None):
-    """makemore as a user runs it: a fresh process, so exit codes and stderr are real."""
+    """makemore as a user runs it: a fresh process, for real exit codes, signals and stderr."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.run([sys.executable, "-m", "makemore", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, env=env, timeout=600)
@@ -59,3 +126,9 @@ def assert_one_line_error(result, *fragments):
     assert "Traceback" not in result.stderr
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

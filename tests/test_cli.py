@@ -1,4 +1,5 @@
-"""makemore as a user runs it: train -> sample -> eval on a list of their own, and every bad input."""
+"""makemore as a user runs it: train -> sample -> eval on a list of their own, and every bad input. In this
+process through main(argv); a fresh process where exit codes and stderr of the real program are the point."""
 
 import json
 import math
@@ -9,7 +10,7 @@ import torch
 from makemore.data import Vocab
 from makemore.models import MODELS
 
-from conftest import assert_one_line_error, make_items, run_cli
+from conftest import assert_one_line_error, cli, make_items, run_cli
 
 V = Vocab.from_items(make_items()).size
 
@@ -21,7 +22,7 @@ def trained_run(tmp_path_factory):
     data = folder / "my list.txt"
     data.write_text("\n".join(make_items()) + "\n", encoding="utf-8")
     run = folder / "run"
-    result = run_cli("train", data, "--steps", 300, "--eval-every", 100, "--batch-size", 16, "--out", run,
+    result = cli("train", data, "--steps", 300, "--eval-every", 100, "--batch-size", 16, "--out", run,
                      "--samples", 5)
     assert result.returncode == 0, result.stderr
     return run, data, result
@@ -48,7 +49,7 @@ def test_train_writes_the_run_folder(trained_run):
 
 def test_eval_prints_one_line_per_split_like_split_loss(trained_run):
     run, _, _ = trained_run
-    result = run_cli("eval", run, "--split", "train", "val", "test")
+    result = cli("eval", run, "--split", "train", "val", "test")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert [line.split()[0] for line in lines] == ["train", "val", "test"]
@@ -59,7 +60,7 @@ def test_eval_prints_one_line_per_split_like_split_loss(trained_run):
 def test_sample_with_prefix_marks_known_names_and_reports_novelty(trained_run):
     run, data, _ = trained_run
     items = set(data.read_text(encoding="utf-8").splitlines())
-    result = run_cli("sample", run, "-n", 30, "--prefix", "jo", "--seed", 7, "--temperature", 0.8, "--top-k", 100)
+    result = cli("sample", run, "-n", 30, "--prefix", "jo", "--seed", 7, "--temperature", 0.8, "--top-k", 100)
     assert result.returncode == 0, result.stderr
     *names, last = result.stdout.splitlines()
     assert len(names) == 30
@@ -69,14 +70,14 @@ def test_sample_with_prefix_marks_known_names_and_reports_novelty(trained_run):
         assert line.endswith(" *") == (name in items)
     novel = sum(not line.endswith(" *") for line in names)
     assert last.startswith(f"novelty {100 * novel / 30:.1f}% ({novel} of 30")
-    again = run_cli("sample", run, "-n", 30, "--prefix", "jo", "--seed", 7, "--temperature", 0.8, "--top-k", 100)
+    again = cli("sample", run, "-n", 30, "--prefix", "jo", "--seed", 7, "--temperature", 0.8, "--top-k", 100)
     assert again.stdout == result.stdout  # --seed makes it repeatable
 
 
 def test_sample_novel_only(trained_run):
     run, data, _ = trained_run
     items = set(data.read_text(encoding="utf-8").splitlines())
-    result = run_cli("sample", run, "-n", 10, "--novel-only", "--seed", 1)
+    result = cli("sample", run, "-n", 10, "--novel-only", "--seed", 1)
     assert result.returncode == 0, result.stderr
     names = result.stdout.splitlines()[:-1]
     assert len(names) == 10 and not any(n in items for n in names)
@@ -101,8 +102,18 @@ def test_train_bad_data(tmp_path, case):
         path.write_bytes("ana\nJosé\n".encode("latin-1"))
     elif case == "too-few":
         path.write_text("a\nb\nc\n")
-    result = run_cli("train", path, "--steps", 1, "--out", tmp_path / "run")
+    result = cli("train", path, "--steps", 1, "--out", tmp_path / "run")
     assert_one_line_error(result, str(path), expected)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_a_real_process_exits_2_with_one_line_and_no_traceback(tmp_path, word_file):
+    """What a user's shell sees, for a bad flag, a bad file and a bad value found by the library."""
+    assert_one_line_error(run_cli("train", word_file, "--steps", "0"), "--steps: expected a positive integer")
+    assert_one_line_error(run_cli("train", tmp_path / "missing.txt"), "missing.txt: no such file")
+    assert_one_line_error(run_cli("train", word_file, "--model", "transformer", "--n-embd", 10, "--n-head", 4,
+                                  "--out", tmp_path / "run"), "--n-embd: 10 is not a multiple of --n-head (4)")
     assert not (tmp_path / "run").exists()
 
 
@@ -117,20 +128,20 @@ def test_train_bad_data(tmp_path, case):
     (["--frobnicate"], "unrecognized arguments: --frobnicate"),
 ])
 def test_train_bad_flags(word_file, tmp_path, args, fragment):
-    result = run_cli("train", word_file, "--steps", 1, "--out", tmp_path / "run", *args)
+    result = cli("train", word_file, "--steps", 1, "--out", tmp_path / "run", *args)
     assert_one_line_error(result, fragment)
 
 
 def test_train_never_overwrites_a_run(trained_run):
     run, data, _ = trained_run
     before = (run / "model.pt").read_bytes()
-    result = run_cli("train", data, "--steps", 1, "--out", run)
+    result = cli("train", data, "--steps", 1, "--out", run)
     assert_one_line_error(result, "already holds a run")
     assert (run / "model.pt").read_bytes() == before
 
 
 def test_train_bigram_from_the_cli(word_file, tmp_path):
-    result = run_cli("train", word_file, "--model", "bigram", "--smoothing", 0.5, "--out", tmp_path / "bigram")
+    result = cli("train", word_file, "--model", "bigram", "--smoothing", 0.5, "--out", tmp_path / "bigram")
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "bigram" / "summary.json").read_text())
     assert summary["params"] == V * V and summary["step"] == 0
@@ -141,19 +152,19 @@ def test_train_bigram_from_the_cli(word_file, tmp_path):
 
 @pytest.mark.parametrize("command", ["sample", "eval"])
 def test_missing_run_folder(tmp_path, command):
-    assert_one_line_error(run_cli(command, tmp_path / "nothing"), "nothing: no such run folder")
+    assert_one_line_error(cli(command, tmp_path / "nothing"), "nothing: no such run folder")
 
 
 @pytest.mark.parametrize("command", ["sample", "eval"])
 def test_folder_without_checkpoint(tmp_path, command):
-    assert_one_line_error(run_cli(command, tmp_path), "not a run folder")
+    assert_one_line_error(cli(command, tmp_path), "not a run folder")
 
 
 @pytest.mark.parametrize("command", ["sample", "eval"])
 def test_corrupt_checkpoint(trained_run, tmp_path, command):
     run, _, _ = trained_run
     (tmp_path / "model.pt").write_bytes((run / "model.pt").read_bytes()[:500])
-    assert_one_line_error(run_cli(command, tmp_path), "model.pt: corrupt checkpoint")
+    assert_one_line_error(cli(command, tmp_path), "model.pt: corrupt checkpoint")
 
 
 def test_checkpoint_from_an_incompatible_version(trained_run, tmp_path):
@@ -161,11 +172,11 @@ def test_checkpoint_from_an_incompatible_version(trained_run, tmp_path):
     state = torch.load(run / "model.pt", weights_only=True)
     state["format"] = 99
     torch.save(state, tmp_path / "model.pt")
-    assert_one_line_error(run_cli("sample", tmp_path), "checkpoint format 99 is not the one this makemore reads")
+    assert_one_line_error(cli("sample", tmp_path), "checkpoint format 99 is not the one this makemore reads")
     state["format"] = 1
     state["model_config"]["n_layers"] = 3  # a field this version does not know
     torch.save(state, tmp_path / "model.pt")
-    assert_one_line_error(run_cli("eval", tmp_path), "checkpoint does not match this makemore")
+    assert_one_line_error(cli("eval", tmp_path), "checkpoint does not match this makemore")
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -175,27 +186,27 @@ def test_checkpoint_from_an_incompatible_version(trained_run, tmp_path):
 ])
 def test_sample_bad_flags(trained_run, args, fragment):
     run, _, _ = trained_run
-    assert_one_line_error(run_cli("sample", run, *args), fragment)
+    assert_one_line_error(cli("sample", run, *args), fragment)
 
 
 def test_top_k_is_clamped_to_the_vocabulary(trained_run):
     run, _, _ = trained_run
-    result = run_cli("sample", run, "-n", 3, "--top-k", 10_000, "--seed", 3)
+    result = cli("sample", run, "-n", 3, "--top-k", 10_000, "--seed", 3)
     assert result.returncode == 0 and len(result.stdout.splitlines()) == 4
 
 
 @pytest.mark.parametrize("model", list(MODELS))
 def test_every_model_trains_and_samples_from_the_cli(word_file, tmp_path, model):
     run = tmp_path / model
-    result = run_cli("train", word_file, "--model", model, "--steps", 20, "--batch-size", 8, "--optimizer", "adamw",
+    result = cli("train", word_file, "--model", model, "--steps", 20, "--batch-size", 8, "--optimizer", "adamw",
                      "--lr", 0.01, "--eval-every", 10, "--out", run, "--samples", 3)
     assert result.returncode == 0, result.stderr
     summary = json.loads((run / "summary.json").read_text())
     assert summary["model"] == model and math.isfinite(summary["val_loss"])
-    sample = run_cli("sample", run, "-n", 4, "--seed", 0)
+    sample = cli("sample", run, "-n", 4, "--seed", 0)
     assert sample.returncode == 0, sample.stderr
     assert len(sample.stdout.splitlines()) == 5
-    assert run_cli("eval", run, "--split", "test").stdout.startswith("test ")
+    assert cli("eval", run, "--split", "test").stdout.startswith("test ")
 
 
 def test_runs_table_sorted_by_val_loss_and_plot(trained_run, word_file, tmp_path):
@@ -205,17 +216,17 @@ def test_runs_table_sorted_by_val_loss_and_plot(trained_run, word_file, tmp_path
     import shutil
 
     shutil.copytree(run, folder / "hier")
-    assert run_cli("train", word_file, "--model", "bigram", "--out", folder / "bigram", "--samples", 0).returncode == 0
+    assert cli("train", word_file, "--model", "bigram", "--out", folder / "bigram", "--samples", 0).returncode == 0
     (folder / "not-a-run").mkdir()
-    result = run_cli("runs", folder)
+    result = cli("runs", folder)
     assert result.returncode == 0, result.stderr
     header, *rows = result.stdout.splitlines()
     assert header.split()[:4] == ["run", "model", "params", "steps"]
     vals = [float(row.split()[5]) for row in rows]
     assert len(rows) == 2 and vals == sorted(vals)
     png = tmp_path / "both.png"
-    result = run_cli("plot", folder / "hier", folder / "bigram", "--out", png)
+    result = cli("plot", folder / "hier", folder / "bigram", "--out", png)
     assert result.returncode == 0, result.stderr
     assert png.read_bytes()[:4] == b"\x89PNG"
-    assert_one_line_error(run_cli("plot", folder / "not-a-run"), "not a run folder (no config.json)")
-    assert_one_line_error(run_cli("runs", tmp_path / "missing"), "missing: no such folder")
+    assert_one_line_error(cli("plot", folder / "not-a-run"), "not a run folder (no config.json)")
+    assert_one_line_error(cli("runs", tmp_path / "missing"), "missing: no such folder")

@@ -3,12 +3,13 @@
 import json
 
 import pytest
-import torch
 
-from makemore.cli import build_parser, main, preset_path, presets, read_config, resolve_run
+import makemore.config
+from makemore.cli import main
+from makemore.config import preset_path, presets, read_config, resolve_run
 from makemore.errors import UserError
 
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, cli
 
 
 def write(tmp_path, text):
@@ -21,7 +22,7 @@ def test_config_file_with_flag_overrides(tmp_path, word_file):
     config = write(tmp_path, f'data = "{word_file}"\nmodel = "mlp"\n[options]\nn_hidden = 32\nblock_size = 4\n'
                              '[train]\nsteps = 40\nbatch_size = 8\nlr = 0.05\neval_every = 20\n')
     out = tmp_path / "run"
-    result = run_cli("train", "--config", config, "--steps", 30, "--n-embd", 6, "--out", out, "--samples", 0)
+    result = cli("train", "--config", config, "--steps", 30, "--n-embd", 6, "--out", out, "--samples", 0)
     assert result.returncode == 0, result.stderr
     resolved = json.loads((out / "config.json").read_text())
     assert resolved["model"] == "mlp"
@@ -32,7 +33,8 @@ def test_config_file_with_flag_overrides(tmp_path, word_file):
 
 
 @pytest.mark.parametrize("text, fragment", [
-    ('data = "names"\nepochs = 3\n', "unknown key 'epochs'; valid keys: data, model, condition, ascii, [options], [train], [cuda]"),
+    ('data = "names"\nepochs = 3\n',
+     "unknown key 'epochs'; valid keys: data, model, condition, ascii, [options], [train], [cuda]"),
     ('data = "names"\n[train]\nstep = 3\n', "unknown key 'step' in [train]; valid keys: steps,"),
     ('data = "names"\n[train]\nlr = "fast"\n', "[train] lr: expected float, got str 'fast'"),
     ('data = "names"\n[train]\nsteps = 2.5\n', "[train] steps: expected int, got float 2.5"),
@@ -45,16 +47,13 @@ def test_config_file_with_flag_overrides(tmp_path, word_file):
 ])
 def test_bad_config_names_the_file_and_key(tmp_path, text, fragment):
     config = write(tmp_path, text)
-    assert_one_line_error(run_cli("train", "--config", config, "--out", tmp_path / "run"), "exp.toml", fragment)
+    assert_one_line_error(cli("train", "--config", config, "--out", tmp_path / "run"), "exp.toml", fragment)
 
 
 def as_if_on_a_gpu(monkeypatch):
-    """resolve_run decides with resolve_device whether [cuda.*] applies: here it answers cuda for auto/cuda."""
-    import makemore.train
-
-    real = makemore.train.resolve_device
-    monkeypatch.setattr(makemore.train, "resolve_device",
-                        lambda name: torch.device("cuda") if name in ("auto", "cuda") else real(name))
+    """resolve_run decides with on_gpu whether [cuda.*] applies: here it answers yes for auto and cuda. The
+    trainer still resolves its device itself: a run so resolved trains on the CPU."""
+    monkeypatch.setattr(makemore.config, "on_gpu", lambda device: device in ("auto", "cuda"))
 
 
 def test_cuda_tables_apply_on_a_gpu_only(tmp_path, monkeypatch):
@@ -63,13 +62,13 @@ def test_cuda_tables_apply_on_a_gpu_only(tmp_path, monkeypatch):
     config.write_text('model = "lstm"\n[options]\nn_hidden = 16\n[train]\nsteps = 100\nlr = 0.01\n'
                       '[cuda.options]\nn_hidden = 64\n[cuda.train]\nsteps = 10\nbatch_size = 512\n')
 
-    def resolved(*argv):
-        return resolve_run(read_config(config), config, build_parser().parse_args(["train", "--lr", "0.5", *argv]))
+    def resolved(**given):
+        return resolve_run(read_config(config), config, dict(lr=0.5, **given))
 
-    on_cpu = resolved("--device", "cpu")
+    on_cpu = resolved(device="cpu")
     assert (on_cpu.options["n_hidden"], on_cpu.train.steps, on_cpu.train.batch_size, on_cpu.train.lr) == (16, 100, 32, 0.5)
     as_if_on_a_gpu(monkeypatch)
-    assert resolved("--device", "cpu").options["n_hidden"] == 16
+    assert resolved(device="cpu").options["n_hidden"] == 16
     on_gpu = resolved()  # device auto: the GPU
     assert (on_gpu.options["n_hidden"], on_gpu.train.steps, on_gpu.train.batch_size, on_gpu.train.lr) == (64, 10, 512, 0.5)
 
@@ -81,7 +80,7 @@ def test_cuda_tables_apply_on_a_gpu_only(tmp_path, monkeypatch):
 def test_bad_cuda_tables(tmp_path, text, fragment):
     config = tmp_path / "gpu.toml"
     config.write_text(text)
-    assert_one_line_error(run_cli("train", "names", "--config", config, "--out", tmp_path / "run"), "gpu.toml", fragment)
+    assert_one_line_error(cli("train", "names", "--config", config, "--out", tmp_path / "run"), "gpu.toml", fragment)
 
 
 def test_bad_cuda_option_is_named_on_a_gpu(tmp_path, monkeypatch):
@@ -89,18 +88,18 @@ def test_bad_cuda_option_is_named_on_a_gpu(tmp_path, monkeypatch):
     config.write_text('model = "lstm"\n[cuda.options]\nn_skip = 3\n')
     as_if_on_a_gpu(monkeypatch)
     with pytest.raises(UserError, match=r"gpu.toml: unknown key 'n_skip' in \[cuda.options\] for model 'lstm'"):
-        resolve_run(read_config(config), config, build_parser().parse_args(["train"]))
+        resolve_run(read_config(config), config)
 
 
 def test_unknown_preset_lists_the_presets(tmp_path):
-    assert_one_line_error(run_cli("train", "names", "--preset", "fastest", "--out", tmp_path / "r"),
+    assert_one_line_error(cli("train", "names", "--preset", "fastest", "--out", tmp_path / "r"),
                           "--preset", "'fastest'", "fast, ")
-    assert_one_line_error(run_cli("train", "names", "--preset", "fast", "--config", tmp_path / "x.toml"),
-                          "--config and --preset")
+    assert_one_line_error(cli("train", "names", "--preset", "fast", "--config", tmp_path / "x.toml"),
+                          "--preset: give it or --config, not both")
 
 
 def test_missing_config_file(tmp_path):
-    assert_one_line_error(run_cli("train", "--config", tmp_path / "nope.toml"), "--config", "no such file")
+    assert_one_line_error(cli("train", "--config", tmp_path / "nope.toml"), "--config", "no such file")
 
 
 @pytest.mark.parametrize("preset", presets())
@@ -120,5 +119,5 @@ def test_ascii_flag_and_key(tmp_path, capsys):
     # 33 ASCII characters and the boundary
     assert "spanish-places (ascii): 7,399 items, vocabulary of 34" in capsys.readouterr().out
     bad = write(tmp_path, 'ascii = "yes"\n')
-    assert_one_line_error(run_cli("train", "names", "--config", bad, "--out", tmp_path / "r2"), "exp.toml",
+    assert_one_line_error(cli("train", "names", "--config", bad, "--out", tmp_path / "r2"), "exp.toml",
                           "ascii must be true or false")

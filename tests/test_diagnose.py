@@ -8,14 +8,15 @@ import sys
 import pytest
 import torch
 
+from makemore.callbacks import TensorBoard, UpdateRatios
+from makemore.config import TrainConfig
 from makemore.data import IGNORE
 from makemore.diagnose import SATURATED, collect, summarize
-from makemore.errors import UserError
+from makemore.errors import ConfigError
 from makemore.scratch import Tanh
-from makemore.train import TensorBoard, TrainConfig, Trainer, UpdateRatios, examples
+from makemore.train import Trainer, examples
 
-from conftest import assert_one_line_error, run_cli
-from test_models import CORPUS, TINY, build
+from conftest import CORPUS, TINY, assert_one_line_error, build, cli
 
 
 def batch_of(model, n=24, seed=0):
@@ -103,16 +104,16 @@ def test_update_ratio_is_the_lectures_for_sgd(tmp_path):
 
 def test_diagnose_cli_writes_the_figures(tmp_path, word_file):
     run = tmp_path / "run"
-    result = run_cli("train", word_file, "--model", "wavenet", "--n-embd", 8, "--n-skip", 16, "--steps", 40,
+    result = cli("train", word_file, "--model", "wavenet", "--n-embd", 8, "--n-skip", 16, "--steps", 40,
                      "--eval-every", 20, "--batch-size", 8, "--out", run, "--samples", 0,
                      "--track-stats", "--tensorboard")
     assert result.returncode == 0, result.stderr
-    result = run_cli("diagnose", run, "--batches", 2)
+    result = cli("diagnose", run, "--batches", 2)
     assert result.returncode == 0, result.stderr
     for png in ("activations.png", "gradients.png", "update_ratio.png"):
         assert (run / "diagnose" / png).read_bytes()[:4] == b"\x89PNG"
     assert "blocks.0.tanh" in result.stdout and "%" in result.stdout
-    init = run_cli("diagnose", run, "--init", "--out", tmp_path / "init")
+    init = cli("diagnose", run, "--init", "--out", tmp_path / "init")
     assert init.returncode == 0, init.stderr
     assert (tmp_path / "init" / "activations.png").exists()
 
@@ -130,9 +131,9 @@ def test_diagnose_cli_writes_the_figures(tmp_path, word_file):
 
 def test_tensorboard_missing_is_a_one_line_message(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import now fails, as if not installed
-    with pytest.raises(UserError, match="--tensorboard: tensorboard is not installed; pip install tensorboard"):
+    with pytest.raises(ConfigError, match="tensorboard: tensorboard is not installed; pip install tensorboard"):
         TensorBoard(tmp_path)
 
 
 def test_diagnose_of_a_missing_run(tmp_path):
-    assert_one_line_error(run_cli("diagnose", tmp_path / "nope"), "nope: no such run folder")
+    assert_one_line_error(cli("diagnose", tmp_path / "nope"), "nope: no such run folder")

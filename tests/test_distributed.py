@@ -3,7 +3,6 @@ batch, writes the run folder from rank 0 only, and resumes exactly."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -11,9 +10,11 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from makemore.train import RunWriter, TrainConfig, load_run, make_trainer, resume_trainer
-
 from makemore.cli import main
+from makemore.config import TrainConfig
+from makemore.run import RunWriter, load_run, make_trainer, resume_trainer
+
+from conftest import CORPUS, free_port
 
 # Float sums in another order (each rank's half of the batch, then gloo's average): the runs agree to this.
 TOLERANCE = 1e-5
@@ -29,6 +30,7 @@ def weights(folder):
     return load_run(folder).state["model"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model, options", [
     ("lstm", ["--n-embd", 8, "--n-hidden", 24]),
     ("mlp", ["--context", 3, "--n-embd", 6, "--n-hidden", 32]),  # windows: one target per row
@@ -51,12 +53,13 @@ def test_torchrun_matches_one_process(tmp_path, word_file, model, options):
         torch.testing.assert_close(w1[key], w2[key], atol=TOLERANCE, rtol=TOLERANCE)
 
 
+@pytest.mark.slow
 def test_batch_must_split_evenly(tmp_path, word_file):
     result = torchrun("train", word_file, "--model", "lstm", "--steps", 5, "--batch-size", 33, "--out", tmp_path / "r",
                       "--device", "cpu")
     assert result.returncode != 0
-    assert "--batch-size 33: not a multiple of the 2 processes" in result.stderr
-    assert "Traceback" not in result.stderr.split("--batch-size 33")[0].splitlines()[-1]
+    assert "--batch-size: 33 is not a multiple of the 2 processes" in result.stderr
+    assert "Traceback" not in result.stderr.split("--batch-size: 33")[0].splitlines()[-1]
 
 
 class Killed(Exception):
@@ -67,7 +70,6 @@ def train_under_ddp(rank, port, folder, result_file):
     """One of 2 spawned ranks: an uninterrupted run, a run killed after its step-40 checkpoint, and its resume."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    from test_models import CORPUS
 
     name, options = "wavenet", dict(block_size=16, n_embd=8, n_skip=16, dropout=0.2)  # dropout: per-rank RNG resumes
     cfg = TrainConfig(steps=60, batch_size=16, eval_every=20, log_every=10, device="cpu", optimizer="adamw", lr=0.01)
@@ -97,12 +99,7 @@ def train_under_ddp(rank, port, folder, result_file):
     torch.distributed.destroy_process_group()
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
+@pytest.mark.slow
 def test_resume_under_ddp_equals_uninterrupted(tmp_path):
     result_file = tmp_path / "result.json"
     mp.spawn(train_under_ddp, args=(free_port(), tmp_path, result_file), nprocs=2, join=True)

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from makemore import models
-from makemore.errors import UserError
-from makemore.train import TrainConfig, Trainer, examples
+from makemore.config import TrainConfig
+from makemore.errors import ConfigError
+from makemore.train import Trainer, examples
 
-from conftest import assert_one_line_error, run_cli
-from test_models import CORPUS, VOCAB
+from conftest import CORPUS, VOCAB, assert_one_line_error, cli
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")  # CPU-only tests, as torch's; JAX_PLATFORMS=cuda checks a GPU
 jnp = pytest.importorskip("jax.numpy", reason="JAX is not installed (pip install makemore[jax])")
@@ -107,26 +107,26 @@ def test_jax_training_follows_torch_training(name, optimizer, schedule):
 
 def test_cli_trains_with_jax_and_samples_from_the_run(tmp_path, word_file):
     run = tmp_path / "run"
-    result = run_cli("train", word_file, "--backend", "jax", "--model", "conv", "--steps", 100, "--eval-every", 50,
+    result = cli("train", word_file, "--backend", "jax", "--model", "conv", "--steps", 100, "--eval-every", 50,
                      "--out", run, "--samples", 3)
     assert result.returncode == 0, result.stderr
-    sample = run_cli("sample", run, "-n", 5, "--seed", 0)
+    sample = cli("sample", run, "-n", 5, "--seed", 0)
     assert sample.returncode == 0, sample.stderr
     assert len(sample.stdout.splitlines()) == 6  # five names and the novelty line
-    evaluated = run_cli("eval", run, "--split", "val")
+    evaluated = cli("eval", run, "--split", "val")
     assert evaluated.returncode == 0 and evaluated.stdout.strip() == [
         line for line in result.stdout.splitlines() if line.startswith("val ")][0]
-    assert_one_line_error(run_cli("train", "--resume", run), "--backend jax cannot be resumed")
+    assert_one_line_error(cli("train", "--resume", run), "a run of the jax backend cannot be resumed")
 
 
 def test_models_without_a_port_are_named(tmp_path, word_file):
-    assert_one_line_error(run_cli("train", word_file, "--backend", "jax", "--model", "wavenet", "--out", tmp_path / "r"),
-                          "--backend jax: model 'wavenet' has no JAX port; JAX models: hierarchical, conv")
+    assert_one_line_error(cli("train", word_file, "--backend", "jax", "--model", "wavenet", "--out", tmp_path / "r"),
+                          "--backend: model 'wavenet' has no JAX port; JAX models: hierarchical, conv")
 
 
 def test_without_jax_installed_the_message_says_how(monkeypatch):
     from makemore.jax import require
 
     monkeypatch.setitem(sys.modules, "optax", None)
-    with pytest.raises(UserError, match=r"--backend jax: optax is not installed; pip install 'makemore\[jax\]'"):
+    with pytest.raises(ConfigError, match=r"backend: jax: optax is not installed; pip install 'makemore\[jax\]'"):
         require()

@@ -8,10 +8,10 @@ import time
 import pytest
 import torch
 
-from makemore.train import RunWriter, TrainConfig, load_run, make_trainer, resume_trainer
+from makemore.config import TrainConfig
+from makemore.run import RunWriter, load_run, make_trainer, resume_trainer
 
-from conftest import assert_one_line_error, run_cli
-from test_models import CORPUS
+from conftest import CORPUS, assert_one_line_error, cli
 
 
 class Killed(Exception):
@@ -63,10 +63,11 @@ def test_resumed_run_equals_uninterrupted(tmp_path, name, options, optimizer):
     assert metrics(tmp_path / "whole") == metrics(tmp_path / "killed")
 
 
+@pytest.mark.slow
 def test_cli_resume_after_sigkill(tmp_path, word_file):
     args = ["--n-embd", 6, "--n-hidden", 16, "--steps", 1500, "--eval-every", 100, "--samples", 0]
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    assert run_cli("train", word_file, "--out", whole, *args).returncode == 0
+    assert cli("train", word_file, "--out", whole, *args).returncode == 0
     proc = subprocess.Popen([sys.executable, "-m", "makemore", "train", word_file, "--out", killed, *map(str, args)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
@@ -76,12 +77,12 @@ def test_cli_resume_after_sigkill(tmp_path, word_file):
     proc.wait()
     step = load_run(killed).state["step"]
     assert 100 <= step < 1500, "killed before the first checkpoint or after the end"
-    result = run_cli("train", "--resume", killed, "--samples", 0)
+    result = cli("train", "--resume", killed, "--samples", 0)
     assert result.returncode == 0, result.stderr
     assert f"resuming {killed} at step {step:,}" in result.stdout
     assert json.loads((whole / "summary.json").read_text())["val_loss"] == \
         json.loads((killed / "summary.json").read_text())["val_loss"]
     a, b = load_run(whole).model.state_dict(), load_run(killed).model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert_one_line_error(run_cli("train", "--resume", killed), "the run is complete (1,500 of 1,500 steps)")
-    assert_one_line_error(run_cli("train", word_file, "--resume", killed), "--resume: the run folder holds its data")
+    assert_one_line_error(cli("train", "--resume", killed), "the run is complete (1,500 of 1,500 steps)")
+    assert_one_line_error(cli("train", word_file, "--resume", killed), "--resume: the run folder holds its data")

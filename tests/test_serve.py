@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from conftest import make_items, run_cli
+from conftest import cli, free_port, make_items
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -27,12 +27,12 @@ def runs(tmp_path_factory):
     words = folder / "words.txt"
     words.write_text("\n".join(items) + "\n", encoding="utf-8")
     plain = folder / "plain"
-    result = run_cli("train", words, "--steps", 200, "--eval-every", 100, "--batch-size", 16, "--out", plain, "--samples", 0)
+    result = cli("train", words, "--steps", 200, "--eval-every", 100, "--batch-size", 16, "--out", plain, "--samples", 0)
     assert result.returncode == 0, result.stderr
     (folder / "short.txt").write_text("\n".join(w for w in items if len(w) <= 6) + "\n", encoding="utf-8")
     (folder / "long.txt").write_text("\n".join(w for w in items if len(w) > 6) + "\n", encoding="utf-8")
     conditioned = folder / "conditioned"
-    result = run_cli("train", folder / "short.txt", folder / "long.txt", "--condition", "file", "--model", "wavenet",
+    result = cli("train", folder / "short.txt", folder / "long.txt", "--condition", "file", "--model", "wavenet",
                      "--n-embd", 8, "--n-skip", 16, "--steps", 60, "--eval-every", 60, "--optimizer", "adamw",
                      "--lr", 0.01, "--out", conditioned, "--samples", 0)
     assert result.returncode == 0, result.stderr
@@ -136,22 +136,16 @@ def test_serve_cli_refuses_a_taken_port_and_a_bad_run(runs, tmp_path):
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        result = run_cli("serve", runs["plain"], "--port", port)
+        result = cli("serve", runs["plain"], "--port", port)
     assert result.returncode == 2 and f"--port {port}: cannot listen there" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-    result = run_cli("serve", tmp_path / "nope")
+    result = cli("serve", tmp_path / "nope")
     assert result.returncode == 2 and "no such run folder" in result.stderr
 
 
 # ----------------------------------------------------------------------------- a real browser
 
 CHROMIUM = "/usr/bin/chromium"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -179,6 +173,8 @@ def server(runs):
     proc.wait(timeout=10)
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_the_page_in_chromium(server, runs, tmp_path):
     playwright = pytest.importorskip("playwright.sync_api")
     if not os.path.exists(CHROMIUM):

@@ -3,12 +3,12 @@ study shared by two sweeps (two machines) through a real PostgreSQL server."""
 
 import csv
 import glob
+import json
 import os
 import pwd
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import SQLAlchemyError
 
-from conftest import assert_one_line_error, run_cli
+from conftest import ROOT, assert_one_line_error, cli, free_port, run_cli
 
 optuna = pytest.importorskip("optuna")
 
@@ -53,12 +53,13 @@ def load(folder, storage=None, study=None):
     return optuna.load_study(study_name=study or Path(folder).name, storage=storage or f"sqlite:///{folder}/study.db")
 
 
+@pytest.mark.slow
 def test_two_workers_write_best_config_table_and_history_then_resume_to_more_trials(tmp_path, sweep_files):
-    from makemore.cli import read_config
+    from makemore.config import read_config
 
     base, space = sweep_files()
     out = tmp_path / "sweep"
-    result = run_cli("sweep", "--config", base, "--space", space, "--trials", 6, "--workers", 2, "--out", out)
+    result = cli("sweep", "--config", base, "--space", space, "--trials", 6, "--workers", 2, "--out", out)
     assert result.returncode == 0, result.stderr
     study = load(out)
     done = finished(study.trials)
@@ -80,7 +81,7 @@ def test_two_workers_write_best_config_table_and_history_then_resume_to_more_tri
     assert f"best: trial {best.number}, val {best.value:.4f}" in result.stdout
 
     before = {t.number: (t.params, t.value) for t in done}
-    again = run_cli("sweep", "--config", base, "--space", space, "--trials", 8, "--out", out)
+    again = cli("sweep", "--config", base, "--space", space, "--trials", 8, "--out", out)
     assert again.returncode == 0, again.stderr
     assert "6 of 8 trials done" in again.stdout or "7 of 8 trials done" in again.stdout
     after = load(out).trials
@@ -91,7 +92,7 @@ def test_two_workers_write_best_config_table_and_history_then_resume_to_more_tri
 def test_pruning_stops_trials_early_on_the_periodic_val_loss(tmp_path, sweep_files):
     base, space = sweep_files(steps=100, eval_every=10)
     out = tmp_path / "sweep"
-    result = run_cli("sweep", "--config", base, "--space", space, "--trials", 8, "--out", out)
+    result = cli("sweep", "--config", base, "--space", space, "--trials", 8, "--out", out)
     assert result.returncode == 0, result.stderr
     trials = load(out).trials
     pruned = [t for t in trials if t.state.name == "PRUNED"]
@@ -100,6 +101,7 @@ def test_pruning_stops_trials_early_on_the_periodic_val_loss(tmp_path, sweep_fil
         assert t.user_attrs["steps"] < 100 and max(t.intermediate_values) == t.user_attrs["steps"]
 
 
+@pytest.mark.slow
 def test_a_killed_sweep_resumes_with_no_finished_trial_lost_and_the_killed_trial_run_again(tmp_path, sweep_files):
     # One evaluation, at the last step, so no trial is pruned: a trial ends only after its 1,500 steps (1.5 s or
     # more). The kill comes when one has just started, so it is still running when the kill lands.
@@ -171,33 +173,27 @@ def test_bad_space_file_names_the_entry(tmp_path, text, fragment):
 def test_bad_space_file_from_the_cli_is_one_line_and_starts_nothing(tmp_path, sweep_files):
     base, space = sweep_files()
     space.write_text("[train]\nlr = { low = 0.1, high = 0.01 }\n")
-    result = run_cli("sweep", "--config", base, "--space", space, "--trials", 2, "--out", tmp_path / "sweep")
+    result = cli("sweep", "--config", base, "--space", space, "--trials", 2, "--out", tmp_path / "sweep")
     assert_one_line_error(result, "space.toml: [train] lr: low and high must be numbers with low < high")
     assert not (tmp_path / "sweep" / "study.db").exists()
 
 
 def test_bad_storage_url_is_named(tmp_path, sweep_files):
     base, space = sweep_files()
-    result = run_cli("sweep", "--config", base, "--space", space, "--storage", "nosuchdb://x/y", "--out", tmp_path / "s")
-    assert_one_line_error(result, "--storage nosuchdb://x/y: cannot open it")
+    result = cli("sweep", "--config", base, "--space", space, "--storage", "nosuchdb://x/y", "--out", tmp_path / "s")
+    assert_one_line_error(result, "--storage: cannot open nosuchdb://x/y")
 
 
 def test_a_study_resumed_with_another_space_is_refused(tmp_path, sweep_files):
     base, space = sweep_files(steps=20, eval_every=10)
     out = tmp_path / "sweep"
-    assert run_cli("sweep", "--config", base, "--space", space, "--trials", 1, "--out", out).returncode == 0
+    assert cli("sweep", "--config", base, "--space", space, "--trials", 1, "--out", out).returncode == 0
     space.write_text(SPACE.replace("[4, 8]", "[4, 16]"))
-    assert_one_line_error(run_cli("sweep", "--config", base, "--space", space, "--trials", 2, "--out", out),
+    assert_one_line_error(cli("sweep", "--config", base, "--space", space, "--trials", 2, "--out", out),
                           "was started with another config or space")
 
 
 # ----------------------------------------------------------------------------- PostgreSQL
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def postgres_bin(name):
@@ -237,6 +233,8 @@ def postgres_url():
     shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.mark.slow
+@pytest.mark.postgres
 def test_two_machines_share_one_study_through_postgresql(tmp_path, sweep_files, postgres_url):
     """Two sweeps with their own folders (as two machines would have) and one --storage URL: they split the
     trials between them, two workers each, and the study ends with the trials asked for."""
@@ -260,12 +258,44 @@ def test_two_machines_share_one_study_through_postgresql(tmp_path, sweep_files, 
 
 
 def test_shipped_sweep_files_are_valid():
-    from makemore.cli import read_config, resolve_run
+    from makemore.config import read_config, resolve_run
     from makemore.sweep import read_space
-
-    from conftest import ROOT
 
     base = ROOT / "configs" / "sweep" / "wavenet-short.toml"
     spec = resolve_run(read_config(base), base)
     params = read_space(ROOT / "configs" / "sweep" / "wavenet-space.toml", spec.model_name)
     assert [p.name for p in params] == ["train.lr", "train.weight_decay", "options.n_embd", "options.dropout"]
+
+
+def test_on_a_gpu_each_trial_trains_with_its_own_values_and_best_toml_keeps_the_cuda_tables(tmp_path, word_file,
+                                                                                              monkeypatch):
+    """A trial's values come after the base's [cuda.*] tables (they once came before, so on a GPU every trial
+    of an lr sweep over --preset fast trained at [cuda.train]'s lr), and best.toml keeps those tables, with the
+    best values where they took effect."""
+    import makemore.config
+    from makemore.config import read_config, resolve_run
+
+    monkeypatch.setattr(makemore.config, "on_gpu", lambda device: device in ("auto", "cuda"))  # the trainer: still CPU
+    base = tmp_path / "base.toml"
+    base.write_text(f'data = "{word_file.as_posix()}"\nmodel = "mlp"\n[options]\nblock_size = 3\n'
+                    '[train]\nsteps = 60\nbatch_size = 16\nlr = 0.05\neval_every = 20\noptimizer = "adamw"\n'
+                    '[cuda.options]\nn_hidden = 24\n[cuda.train]\nsteps = 20\nlr = 0.015\neval_every = 10\n')
+    space = tmp_path / "space.toml"
+    space.write_text("[train]\nlr = { low = 1e-3, high = 1e-1, log = true }\n")
+    out = tmp_path / "sweep"
+    result = cli("sweep", "--config", base, "--space", space, "--trials", 3, "--out", out)
+    assert result.returncode == 0, result.stderr
+    trials = finished(load(out).trials)
+    assert len(trials) >= 3
+    for t in trials:
+        config = json.loads((out / "trials" / f"{t.number:04d}" / "config.json").read_text())
+        assert config["train"]["lr"] == t.params["train.lr"]  # its own value, not [cuda.train]'s 0.015
+        assert config["train"]["steps"] == 20 and config["model_config"]["n_hidden"] == 24  # the GPU's recipe
+    best = load(out).best_trial
+    doc = read_config(out / "best.toml")
+    assert doc["cuda"]["train"]["lr"] == best.params["train.lr"] and doc["cuda"]["options"] == {"n_hidden": 24}
+    assert doc["train"]["lr"] == 0.05  # the CPU's recipe as the base had it
+    on_gpu = resolve_run(doc, out / "best.toml")
+    assert (on_gpu.train.lr, on_gpu.train.steps, on_gpu.options["n_hidden"]) == (best.params["train.lr"], 20, 24)
+    monkeypatch.setattr(makemore.config, "on_gpu", lambda device: False)
+    assert resolve_run(doc, out / "best.toml").train.lr == 0.05

@@ -2,20 +2,22 @@ import pytest
 import torch
 
 from makemore import models
+from makemore.config import TrainConfig
 from makemore.data import Vocab, build_windows, lecture_split
-from makemore.train import TrainConfig, Trainer, evaluate, lr_at
+from makemore.train import Trainer, evaluate
 
 import lecture_loop
+from conftest import make_items
 
 
 def test_lr_schedules():
     cfg = TrainConfig(steps=200_000)
-    assert lr_at(cfg, 0) == lr_at(cfg, 149_999) == 0.1  # the lecture: 0.1, then 0.01 for the last quarter
-    assert lr_at(cfg, 150_000) == lr_at(cfg, 199_999) == pytest.approx(0.01)
+    assert cfg.lr_at(0) == cfg.lr_at(149_999) == 0.1  # the lecture: 0.1, then 0.01 for the last quarter
+    assert cfg.lr_at(150_000) == cfg.lr_at(199_999) == pytest.approx(0.01)
     cos = TrainConfig(steps=101, schedule="cosine", lr=1.0, decay_factor=0.1)
-    assert lr_at(cos, 0) == pytest.approx(1.0) and lr_at(cos, 100) == pytest.approx(0.1)
-    assert lr_at(cos, 50) == pytest.approx(0.55)
-    assert lr_at(TrainConfig(schedule="constant", lr=0.3), 10**6) == 0.3
+    assert cos.lr_at(0) == pytest.approx(1.0) and cos.lr_at(100) == pytest.approx(0.1)
+    assert cos.lr_at(50) == pytest.approx(0.55)
+    assert TrainConfig(schedule="constant", lr=0.3).lr_at(10**6) == 0.3
 
 
 def test_training_reproduces_the_lecture_step_for_step(names):
@@ -57,8 +59,6 @@ def test_training_reproduces_the_lecture_step_for_step(names):
 
 
 def test_same_seed_same_run_different_seed_different_run():
-    from conftest import make_items
-
     items = make_items()
     vocab = Vocab.from_items(items)
     data = build_windows(items, vocab, 3)

@@ -3,14 +3,15 @@
 import pytest
 import torch
 
+from makemore.config import TrainConfig
 from makemore.data import IGNORE, Corpus, Vocab, build_sequences, build_windows
-from makemore.errors import UserError
+from makemore.errors import ConfigError
 from makemore.models.wavenet import ConvTree, GatedResidualBlock
+from makemore.run import make_trainer
 from makemore.sample import generate
-from makemore.train import TrainConfig, evaluate, examples, make_trainer
+from makemore.train import evaluate, examples
 
-from conftest import assert_one_line_error, make_items, run_cli
-from test_models import CORPUS, ITEMS, VOCAB, build, trained
+from conftest import CORPUS, ITEMS, VOCAB, assert_one_line_error, build, cli, make_items, trained
 
 
 def test_conv_equals_the_lectures_tree_at_every_val_position(names):
@@ -144,7 +145,7 @@ def test_class_changes_every_position():
         a = model(X, None, torch.zeros(4, dtype=torch.long))[0]
         b = model(X, None, torch.ones(4, dtype=torch.long))[0]
     assert (a - b).abs().amax(-1).min() > 0
-    with pytest.raises(UserError, match="conditioned on a class"):
+    with pytest.raises(ConfigError, match="cls: required: this model is conditioned on a class"):
         model(X)
 
 
@@ -162,7 +163,7 @@ def two_lists(tmp_path_factory):
     a.write_text("\n".join(w for w in make_items(150, seed=1) if "k" not in w) + "\n", encoding="utf-8")
     b.write_text("\n".join("k" + w + "k" for w in make_items(150, seed=2)) + "\n", encoding="utf-8")
     run = folder / "run"
-    result = run_cli("train", a, b, "--condition", "file", "--model", "wavenet", "--n-embd", 16, "--n-skip", 32,
+    result = cli("train", a, b, "--condition", "file", "--model", "wavenet", "--n-embd", 16, "--n-skip", 32,
                      "--optimizer", "adamw", "--lr", 0.01, "--steps", 300, "--batch-size", 32, "--out", run,
                      "--samples", 3)
     assert result.returncode == 0, result.stderr
@@ -171,8 +172,8 @@ def two_lists(tmp_path_factory):
 
 
 def test_sample_in_a_class_style(two_lists):
-    hard = run_cli("sample", two_lists, "--class", "hard", "-n", 40, "--seed", 1)
-    soft = run_cli("sample", two_lists, "--class", "soft", "-n", 40, "--seed", 1)
+    hard = cli("sample", two_lists, "--class", "hard", "-n", 40, "--seed", 1)
+    soft = cli("sample", two_lists, "--class", "soft", "-n", 40, "--seed", 1)
     assert hard.returncode == soft.returncode == 0, hard.stderr + soft.stderr
     hard_names = hard.stdout.splitlines()[:-1]
     soft_names = soft.stdout.splitlines()[:-1]
@@ -181,21 +182,21 @@ def test_sample_in_a_class_style(two_lists):
 
 
 def test_unknown_class_lists_the_valid_ones(two_lists):
-    assert_one_line_error(run_cli("sample", two_lists, "--class", "medium"),
+    assert_one_line_error(cli("sample", two_lists, "--class", "medium"),
                           "--class: unknown class 'medium'; valid classes: soft, hard")
-    assert_one_line_error(run_cli("sample", two_lists), "--class: none given; valid classes: soft, hard")
+    assert_one_line_error(cli("sample", two_lists), "--class: required; valid classes: soft, hard")
 
 
 def test_class_for_an_unconditioned_model(tmp_path, word_file):
     run = tmp_path / "run"
-    assert run_cli("train", word_file, "--model", "bigram", "--out", run).returncode == 0
-    assert_one_line_error(run_cli("sample", run, "--class", "x"), "is not conditioned on classes")
+    assert cli("train", word_file, "--model", "bigram", "--out", run).returncode == 0
+    assert_one_line_error(cli("sample", run, "--class", "x"), "is not conditioned on classes")
 
 
 def test_condition_needs_a_conditioned_model(tmp_path, word_file):
-    assert_one_line_error(run_cli("train", word_file, word_file, "--condition", "file", "--steps", 1,
-                                  "--out", tmp_path / "r"), "--condition file: two files have the same name")
+    assert_one_line_error(cli("train", word_file, word_file, "--condition", "file", "--steps", 1,
+                                  "--out", tmp_path / "r"), "--condition: file: two files have the same name")
     other = tmp_path / "other.txt"
     other.write_text(word_file.read_text(encoding="utf-8"), encoding="utf-8")
-    assert_one_line_error(run_cli("train", word_file, other, "--condition", "file", "--steps", 1,
+    assert_one_line_error(cli("train", word_file, other, "--condition", "file", "--steps", 1,
                                   "--out", tmp_path / "r"), "--condition: model 'hierarchical' takes no class")

@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from makemore.errors import UserError
+from makemore.errors import ConfigError, UserError
 
 BOUNDARY = 0  # the start/end token; every character of the data gets an index >= 1
 IGNORE = -1  # the target at padding positions of a sequence: no loss there (cross_entropy's ignore_index)
@@ -325,7 +325,7 @@ class Corpus:
     @classmethod
     def load_many(cls, specs, condition: str | None = None, ascii: bool = False) -> Corpus:
         if condition not in (None, "file"):
-            raise UserError(f"--condition: expected 'file', got {condition!r}")
+            raise ConfigError("condition", f"expected 'file', got {condition!r}")
         lists = [read_source(spec) for spec in specs]
         if ascii:
             lists = [to_ascii(lst) for lst in lists]
@@ -335,7 +335,7 @@ class Corpus:
         if condition == "file":
             corpus.classes = [class_name(spec) for spec in specs]
             if len(set(corpus.classes)) != len(corpus.classes):
-                raise UserError(f"--condition file: two files have the same name ({', '.join(corpus.classes)})")
+                raise ConfigError("condition", f"file: two files have the same name ({', '.join(corpus.classes)})")
             corpus.labels = [k for k, lst in enumerate(lists) for _ in lst]
         corpus.split()  # fail early with a clear message when the list is too short
         return corpus
@@ -349,6 +349,18 @@ class Corpus:
         if cls is None:
             return set(self.items)
         return {w for w, c in zip(self.items, self.labels) if c == cls}
+
+    def class_index(self, name: str | None) -> int | None:
+        """The index of class `name`, for a corpus conditioned on classes; None for one that is not. The one
+        check of a class for the command line, the server and the Python API."""
+        if not self.classes:
+            if name is not None:
+                raise ConfigError("cls", "this model is not conditioned on classes")
+            return None
+        if name not in self.classes:
+            given = "required" if name is None else f"unknown class {name!r}"
+            raise ConfigError("cls", f"{given}; valid classes: {', '.join(self.classes)}")
+        return self.classes.index(name)
 
     def state(self) -> dict:
         """What a checkpoint keeps of the corpus, so that eval and sample need nothing else."""

@@ -11,8 +11,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from makemore import scratch
+from makemore import models, scratch
+from makemore.callbacks import UpdateRatios
 from makemore.data import IGNORE
+from makemore.run import Run
+from makemore.train import Batches
 
 ACTIVATIONS = (scratch.Tanh, nn.Tanh, nn.Sigmoid, nn.GELU, nn.ReLU, nn.RNNBase)
 TANH_LIKE = (scratch.Tanh, nn.Tanh, nn.RNNBase)  # outputs in [-1, 1], where |x| > 0.97 is saturation
@@ -104,9 +107,42 @@ def summarize(layers: list[Layer], weight_stats: dict) -> dict:
 
 
 def read_update_ratios(folder: Path) -> list[dict]:
-    from makemore.train import UpdateRatios
-
     path = Path(folder) / UpdateRatios.FILE
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+@dataclass
+class Diagnosis:
+    stats: dict  # summarize()'s rows: "layers" and "weights"
+    written: list[str]  # the figures, in the folder
+    folder: Path
+    has_update_ratios: bool
+
+
+def diagnose(run: Run, batches: int = 4, batch_size: int | None = None, init: bool = False, out=None) -> Diagnosis:
+    """The figures of a run's layers over a few training batches, drawn as its trainer draws them:
+    activations.png, gradients.png, and update_ratio.png for a run trained with track_stats, in out (default
+    RUN/diagnose). With init, the run's model as its run first built it, before training."""
+    from makemore.plots import activation_histograms, gradient_histograms, update_ratio_plot
+
+    model, seed = run.model, run.train_config.seed
+    if init:  # the same model as its run first built it
+        model = models.build(run.model_name, models.make_config(run.model_name, **run.state["model_config"]),
+                             generator=torch.Generator().manual_seed(seed))
+    sampler = Batches(run.examples("train"), batch_size or run.train_config.batch_size,
+                      torch.Generator().manual_seed(seed), torch.device("cpu"))
+    layers, weight_stats = collect(model, [sampler.take(sampler.indices()) for _ in range(batches)])
+    stats = summarize(layers, weight_stats)
+    out = Path(out) if out is not None else run.folder / "diagnose"
+    out.mkdir(parents=True, exist_ok=True)
+    title = f"({run.model_name}, {'at init' if init else 'trained'})"
+    activation_histograms(layers, stats["layers"], out / "activations.png", title)
+    gradient_histograms(layers, stats["layers"], weight_stats, stats["weights"], out / "gradients.png", title)
+    written = ["activations.png", "gradients.png"]
+    records = read_update_ratios(run.folder)
+    if records:
+        update_ratio_plot(records, out / "update_ratio.png", f"({run.model_name})")
+        written.append("update_ratio.png")
+    return Diagnosis(stats, written, out, bool(records))

@@ -17,3 +17,14 @@ def write_atomic(path, data: bytes | str):
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def truncate_jsonl(path: Path, step: int) -> list[dict]:
+    """A resumed run's records: those up to its checkpoint's step; the ones after it are written again."""
+    import json
+
+    path = Path(path)
+    lines = path.read_text().splitlines() if path.exists() else []
+    records = [r for r in map(json.loads, lines) if r["step"] <= step]
+    write_atomic(path, "".join(json.dumps(r) + "\n" for r in records))
+    return records

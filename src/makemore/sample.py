@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
 from makemore.data import BOUNDARY, Vocab
-from makemore.errors import UserError
+from makemore.errors import ConfigError
+from makemore.fields import Field
 from makemore.models import device_of
 
+SAMPLING = {  # the sampling options a user gives, checked here and made into flags by the command line
+    "n": Field(int, "how many names", low=0),
+    "temperature": Field(float, "below 1: likelier characters; above 1: more surprising ones", low=0),
+    "top_k": Field(int, "sample among the k likeliest characters (clamped to the vocabulary)", low=0),
+    "prefix": Field(str, "every name starts with this"),
+    "seed": Field(int, "for repeatable output", low=0, low_inclusive=True),
+}
 
-def check_sampling_options(vocab: Vocab, temperature: float, prefix: str):
-    if not temperature > 0:
-        raise UserError(f"--temperature: must be above 0, got {temperature}")
+
+def check_sampling_options(vocab: Vocab, temperature: float, prefix: str, top_k: int | None = None):
+    SAMPLING["temperature"].check("temperature", temperature)
+    if top_k is not None:
+        SAMPLING["top_k"].check("top_k", top_k)
     unknown = vocab.unknown(prefix)
     if unknown:
-        raise UserError(f"--prefix: character {unknown[0]!r} is not in the model's vocabulary")
+        raise ConfigError("prefix", f"character {unknown[0]!r} is not in the model's vocabulary")
 
 
 def next_token(logits, temperature: float, top_k: int | None, generator):
@@ -108,7 +121,7 @@ def generate(
     with its log-probability under the model (temperature 1, no top-k): its characters, prefix included, and
     its end token.
     """
-    check_sampling_options(vocab, temperature, prefix)
+    check_sampling_options(vocab, temperature, prefix, top_k)
     top_k = None if top_k is None else max(1, min(top_k, vocab.size))
     device = device_of(model)
     was_training = model.training
@@ -146,13 +159,21 @@ def next_char_probs(model, vocab: Vocab, prefix: str = "", *, cls: int | None = 
     return F.softmax(logits[0].double(), dim=-1).tolist()
 
 
-def draw(model, vocab: Vocab, n: int, known, *, novel_only: bool = False, rounds: int = 100, deadline: float | None = None,
-         **options) -> tuple[list, list]:
-    """(shown, drawn): n words, drawing again while --novel-only leaves fewer (at most `rounds` batches, and
-    none begun after `deadline`, a time.monotonic() value); drawn is every word generated, for the novelty rate.
-    Items are words, or (word, logprob) with logprobs=True."""
-    import time
+@dataclass
+class Drawn:
+    """What draw() gives: the names asked for (words, or (word, logprob) pairs), every name generated on the way,
+    and the novelty rate of those."""
 
+    names: list
+    drawn: list
+    novelty: float
+
+
+def draw(model, vocab: Vocab, n: int, known, *, novel_only: bool = False, rounds: int = 100, deadline: float | None = None,
+         **options) -> Drawn:
+    """n words, drawing again while novel_only leaves fewer (at most `rounds` batches, and none begun after
+    `deadline`, a time.monotonic() value). Items are words, or (word, logprob) with logprobs=True."""
+    SAMPLING["n"].check("n", n)
     shown, drawn = [], []
     for _ in range(rounds):
         batch = generate(model, vocab, n, **options)
@@ -160,7 +181,8 @@ def draw(model, vocab: Vocab, n: int, known, *, novel_only: bool = False, rounds
         shown += [w for w in batch if not (novel_only and (w[0] if isinstance(w, tuple) else w) in known)]
         if len(shown) >= n or (deadline is not None and time.monotonic() > deadline):
             break
-    return shown[:n], drawn
+    words = [w[0] if isinstance(w, tuple) else w for w in drawn]
+    return Drawn(shown[:n], drawn, novelty(words, known))
 
 
 def novelty(samples, known) -> float:

@@ -14,7 +14,6 @@ import threading
 import time
 from pathlib import Path
 
-import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
@@ -22,9 +21,9 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
 from makemore import models
+from makemore.api import load
 from makemore.data import BOUNDARY
-from makemore.sample import default_max_len, draw, next_char_probs, novelty
-from makemore.train import load_run
+from makemore.errors import ConfigError
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 4096  # bytes: the largest valid request is far smaller
@@ -47,9 +46,11 @@ class GenerateRequest(Prefixed):
     novel_only: bool = False
 
 
-class Invalid(Exception):
-    def __init__(self, field: str, message: str):
-        self.field, self.message = field, message
+FIELDS = {"cls": "class"}  # the library's settings as the API's JSON names them, where they differ
+
+
+def json_name(field: str) -> str:
+    return FIELDS.get(field, field)
 
 
 def error_response(errors: list[tuple[str, str]]) -> JSONResponse:
@@ -90,8 +91,8 @@ class BodyLimit:
 
 
 def create_app(folder, device: str = "cpu") -> FastAPI:
-    run = load_run(folder, device=device)
-    corpus, vocab, model = run.corpus, run.corpus.vocab, run.model
+    run = load(folder, device=device)
+    corpus, vocab, model = run.corpus, run.vocab, run.model
     summary_path = Path(folder) / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     lock = threading.Lock()  # one generation at a time: torch already uses every core for one
@@ -106,23 +107,10 @@ def create_app(folder, device: str = "cpu") -> FastAPI:
             errors.append((".".join(loc) or "body", e.get("msg", "invalid")))
         return error_response(errors)
 
-    @app.exception_handler(Invalid)
-    async def invalid(request: Request, exc: Invalid):
-        return error_response([(exc.field, exc.message)])
-
-    def check(req: Prefixed) -> int | None:
-        """The checks that need the model: the prefix's characters, the class."""
-        unknown = vocab.unknown(req.prefix)
-        if unknown:
-            raise Invalid("prefix", f"character {unknown[0]!r} is not in the model's vocabulary")
-        if not corpus.classes:
-            if req.class_ is not None:
-                raise Invalid("class", "this model is not conditioned on classes")
-            return None
-        if req.class_ not in corpus.classes:
-            given = "required" if req.class_ is None else f"unknown class {req.class_!r}"
-            raise Invalid("class", f"{given}; valid classes: {', '.join(corpus.classes)}")
-        return corpus.classes.index(req.class_)
+    @app.exception_handler(ConfigError)
+    async def invalid(request: Request, exc: ConfigError):  # the library's checks, which need the model
+        field, _, message = exc.render(json_name).partition(": ")
+        return error_response([(field, message)])
 
     @app.get("/healthz")
     def healthz():
@@ -145,31 +133,24 @@ def create_app(folder, device: str = "cpu") -> FastAPI:
 
     @app.post("/api/generate")
     def generate(req: GenerateRequest):
-        cls = check(req)
-        known = corpus.items_of(cls)
-        generator = torch.Generator(device=models.device_of(model))
-        if req.seed is None:
-            generator.seed()
-        else:
-            generator.manual_seed(req.seed)
+        known = run.known(req.class_)
         started = time.monotonic()
         with lock:
-            shown, drawn = draw(model, vocab, req.n, known, novel_only=req.novel_only, deadline=started + TIME_BOUND_S,
-                                max_len=default_max_len(corpus.items, req.prefix), generator=generator, cls=cls,
-                                temperature=req.temperature, top_k=req.top_k, prefix=req.prefix, logprobs=True)
+            drawn = run.draw(req.n, novel_only=req.novel_only, deadline=started + TIME_BOUND_S, seed=req.seed,
+                             cls=req.class_, temperature=req.temperature, top_k=req.top_k, prefix=req.prefix,
+                             logprobs=True)
         return {
-            "names": [{"name": w, "logprob": lp, "known": w in known} for w, lp in shown],
-            "novelty": novelty([w for w, _ in drawn], known),
-            "drawn": len(drawn),
-            "complete": len(shown) == req.n,
+            "names": [{"name": w, "logprob": lp, "known": w in known} for w, lp in drawn.names],
+            "novelty": drawn.novelty,
+            "drawn": len(drawn.drawn),
+            "complete": len(drawn.names) == req.n,
             "seconds": round(time.monotonic() - started, 4),
         }
 
     @app.post("/api/next")
     def next_char(req: Prefixed):
-        cls = check(req)
         with lock:
-            probs = next_char_probs(model, vocab, req.prefix, cls=cls)
+            probs = run.next_char_probs(req.prefix, cls=req.class_)
         chars = [{"char": "" if i == BOUNDARY else vocab.chars[i - 1], "end": i == BOUNDARY, "p": p} for i, p in enumerate(probs)]
         return {"prefix": req.prefix, "next": sorted(chars, key=lambda c: -c["p"])}
 

@@ -17,8 +17,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from makemore.errors import UserError
+from makemore.config import check_file_option, check_train_value, read_config, read_toml, resolve_run, to_toml
+from makemore.data import Corpus
+from makemore.errors import ConfigError, UserError
 from makemore.files import write_atomic
+from makemore.run import RunWriter, make_trainer
 
 HEARTBEAT_S = 5  # a worker's trial writes a heartbeat this often ...
 GRACE_S = 20  # ... and one silent this long is taken for killed, failed and queued again with its values
@@ -51,9 +54,7 @@ class Param:
 
 def read_space(path: Path, model_name: str) -> list[Param]:
     """The search space file; a bad entry is a one-line error naming the file and the entry."""
-    from makemore.cli import check_option, check_train_value, read_toml
-
-    doc = read_toml(path, "--space")
+    doc = read_toml(path, "space")
     params = []
     for section, table in doc.items():
         if section not in SECTIONS or not isinstance(table, dict):
@@ -86,9 +87,9 @@ def read_space(path: Path, model_name: str) -> list[Param]:
                 values = [low, high]
             for value in values:  # each end (or choice) must be a value the config file itself would accept
                 if section == "train":
-                    check_train_value(path, where, key, value)
+                    check_train_value(path, section, key, value)
                 else:
-                    check_option(path, where, model_name, key, value)
+                    check_file_option(path, section, model_name, key, value)
             params.append(Param(section, key, choices=entry.get("choices"), low=entry.get("low"), high=entry.get("high"),
                                 log=entry.get("log", False), step=entry.get("step")))
     if not params:
@@ -96,12 +97,19 @@ def read_space(path: Path, model_name: str) -> list[Param]:
     return params
 
 
-def apply(config: dict, params: dict) -> dict:
-    """The base config with a trial's values ({"train.lr": 0.01, ...}) set in their tables."""
+def trial_values(params: dict) -> dict:
+    """A trial's values ({"train.lr": 0.01, "options.n_embd": 32}) by field name, as RunSpec.override takes them."""
+    return {name.split(".", 1)[1]: value for name, value in params.items()}
+
+
+def with_values(config: dict, params: dict, gpu: bool) -> dict:
+    """The base config with a trial's values set where they took effect: in [train] / [options], or in
+    [cuda.train] / [cuda.options] for a sweep that trained on a GPU (there they override the base's own)."""
     doc = copy.deepcopy(config)
     for name, value in params.items():
         section, key = name.split(".", 1)
-        doc.setdefault(section, {})[key] = value
+        tables = doc.setdefault("cuda", {}) if gpu else doc
+        tables.setdefault(section, {})[key] = value
     return doc
 
 
@@ -145,7 +153,8 @@ def open_study(sweep: Sweep, config: dict, params: list[Param], create: bool = F
             if type(e).__name__ == "IntegrityError" and attempt < 4:  # another machine made the tables just now
                 time.sleep(1 + attempt)
                 continue
-            raise UserError(f"--storage {shown(sweep.storage)}: cannot open it ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+            raise ConfigError("storage", f"cannot open {shown(sweep.storage)} ({type(e).__name__}: "
+                                         f"{str(e).splitlines()[0]})") from None
     sampler = optuna.samplers.TPESampler(n_startup_trials=min(10, max(2, sweep.trials // 3)))
     pruner = optuna.pruners.MedianPruner(n_startup_trials=min(5, max(1, sweep.trials // 4)))
     if not create:
@@ -173,10 +182,6 @@ def work(sweep: Sweep, worker: int = 0):
     import optuna
     import torch
 
-    from makemore.cli import read_config, resolve_run
-    from makemore.data import Corpus
-    from makemore.train import RunWriter, make_trainer
-
     torch.set_num_threads(sweep.threads)
     config = read_config(sweep.config_path)
     spec = resolve_run(config, sweep.config_path)
@@ -186,8 +191,8 @@ def work(sweep: Sweep, worker: int = 0):
 
     def objective(trial):
         values = {p.name: p.suggest(trial) for p in params}
-        try:
-            run = resolve_run(apply(config, values), sweep.config_path)
+        try:  # the trial's values after every table of the base, [cuda.*] included
+            run = spec.override(trial_values(values))
             trainer = make_trainer(corpus, run.model_name, run.options, run.train)
         except UserError as e:  # values that do not go together, such as n_embd not a multiple of n_head
             print(f"trial {trial.number:>3}: failed: {e}", flush=True)
@@ -258,8 +263,6 @@ def worker_main(sweep: Sweep, worker: int):
 
 def run_sweep(sweep: Sweep, workers: int) -> dict:
     """Create or resume the study, run the workers, write the outputs; returns the best trial's summary."""
-    from makemore.cli import read_config, resolve_run
-
     config = read_config(sweep.config_path)
     spec = resolve_run(config, sweep.config_path)
     if not spec.data:
@@ -292,7 +295,7 @@ def run_sweep(sweep: Sweep, workers: int) -> dict:
                 raise UserError(f"{len(failed)} of {workers} workers failed (exit codes {failed}); "
                                 "run the same command to resume")
     finally:
-        write_outputs(sweep, config, study)
+        write_outputs(sweep, config, study, spec.gpu)
     return best_summary(study)
 
 
@@ -304,7 +307,7 @@ def best_summary(study) -> dict:
     return {"number": best.number, "val_loss": best.value, "params": best.params}
 
 
-def write_outputs(sweep: Sweep, config: dict, study):
+def write_outputs(sweep: Sweep, config: dict, study, gpu: bool):
     """best.toml, trials.csv and history.png, from whatever the study holds now."""
     from makemore.plots import sweep_history
 
@@ -327,27 +330,7 @@ def write_outputs(sweep: Sweep, config: dict, study):
     if best:
         header_line = (f"# The best of {len(finished)} trials of sweep {sweep.study_name!r}: trial {best['number']}, "
                        f"val {best['val_loss']:.4f}.\n")
-        write_atomic(sweep.folder / "best.toml", header_line + to_toml(apply(config, best["params"])))
-
-
-def to_toml(doc: dict) -> str:
-    """A run config as TOML: the top keys, then [options] and [train]. Values are strings, numbers, booleans or
-    lists of strings; json's spelling of a string is valid TOML."""
-
-    def value(v):
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, (int, float)):
-            return repr(v) if not isinstance(v, float) or math.isfinite(v) else ("nan" if v != v else f"{'-' if v < 0 else ''}inf")
-        if isinstance(v, list):
-            return "[" + ", ".join(value(x) for x in v) + "]"
-        return json.dumps(v, ensure_ascii=False)
-
-    lines = [f"{k} = {value(v)}" for k, v in doc.items() if not isinstance(v, dict)]
-    for section in SECTIONS:
-        if doc.get(section):
-            lines += ["", f"[{section}]", *(f"{k} = {value(v)}" for k, v in doc[section].items())]
-    return "\n".join(lines) + "\n"
+        write_atomic(sweep.folder / "best.toml", header_line + to_toml(with_values(config, best["params"], gpu)))
 
 
 def table(folder: Path) -> str:

@@ -6,7 +6,7 @@ torch modules do, so each PyTorch layer has a line-for-line twin, and weights co
 directions (a JAX state path ('net', 'layers', 2, 'weight') is the torch key 'net.layers.2.weight').
 """
 
-from makemore.errors import UserError
+from makemore.errors import ConfigError
 
 MODELS = ("hierarchical", "conv")
 
@@ -19,5 +19,5 @@ def require():
         for module in ("jax", "flax", "optax"):
             importlib.import_module(module)
     except ImportError as e:
-        raise UserError(f"--backend jax: {e.name} is not installed; pip install 'makemore[jax]' "
-                        "(or pip install jax flax optax)") from None
+        raise ConfigError("backend", f"jax: {e.name} is not installed; pip install 'makemore[jax]' "
+                                     "(or pip install jax flax optax)") from None

@@ -1,6 +1,6 @@
 """Training in JAX: optax optimizers and schedules, a jax.jit-compiled step, whole-split evaluation.
 
-JaxTrainer has the Trainer's events and attributes, so the run folder (RunWriter) and the progress bar serve
+JaxTrainer is a loop.Loop like the PyTorch Trainer, so the run folder (RunWriter) and the progress bar serve
 both backends. Its `model` is the PyTorch twin, loaded with the JAX weights at every evaluation: the run
 folder holds a PyTorch checkpoint, and `makemore sample` / `eval` read it as any other.
 """
@@ -8,7 +8,6 @@ folder holds a PyTorch checkpoint, and `makemore sample` / `eval` read it as any
 from __future__ import annotations
 
 import math
-import time
 
 import jax
 import jax.numpy as jnp
@@ -16,15 +15,16 @@ import optax
 import torch
 from flax import nnx
 
+from makemore.config import TrainConfig
 from makemore.data import IGNORE
 from makemore.jax.models import cross_entropy_sum, set_training, to_jax, to_torch
-from makemore.train import TrainConfig, TrainerEvents
+from makemore.loop import Loop
 
 EVAL_CHUNK = 4096
 
 
 def schedule(cfg: TrainConfig):
-    """makemore.train.lr_at, as a function of optax's update count."""
+    """TrainConfig.lr_at, as a function of optax's update count."""
     if cfg.schedule == "step":
         return lambda count: jnp.where(count < cfg.decay_at * cfg.steps, cfg.lr, cfg.lr * cfg.decay_factor)
     if cfg.schedule == "cosine":
@@ -40,17 +40,16 @@ def optimizer_for(cfg: TrainConfig):
     return optax.adamw(lr, weight_decay=cfg.weight_decay)  # torch's AdamW defaults: betas (0.9, 0.999), eps 1e-8
 
 
-class JaxTrainer(TrainerEvents):
+class JaxTrainer(Loop):
     def __init__(self, name: str, torch_model, cfg: TrainConfig, train_data, val_data, generator: torch.Generator):
-        super().__init__()
-        self.model, self.cfg, self.generator = torch_model.cpu(), cfg, generator
+        super().__init__(cfg)
+        self.model, self.generator = torch_model.cpu(), generator
         self.device = torch.device("cpu")  # of the PyTorch twin; JAX places its arrays on its default device
         self.train_data, self.val_data = train_data[:2], val_data[:2]
         Y = self.train_data[1]
         self.targets_per_row = (Y != IGNORE).sum().item() / len(Y)
         self.jax_model = to_jax(name, torch_model.train())
         self.optimizer = None  # no torch optimizer: the optax state lives in self.state
-        self.step, self.elapsed = 0, 0.0
 
         model = self.jax_model
         optimizer = nnx.Optimizer(model, optimizer_for(cfg), wrt=nnx.Param)
@@ -72,7 +71,20 @@ class JaxTrainer(TrainerEvents):
             logits, _ = nnx.merge(eval_graph, model_state)(X)
             return cross_entropy_sum(logits, Y)
 
-        self.train_step, self.chunk_loss = train_step, chunk_loss
+        self.jit_step, self.chunk_loss = train_step, chunk_loss
+
+    def begin(self) -> int:
+        return self.cfg.steps
+
+    def train_step(self, lr: float):  # lr: the schedule inside optax gives the same
+        # the torch Trainer's batches
+        ix = torch.randint(0, len(self.train_data[0]), (self.cfg.batch_size,), generator=self.generator)
+        loss, self.state = self.jit_step(self.state, self.X, self.Y, jnp.asarray(ix.numpy()))
+        return loss
+
+    def mean_losses(self, losses) -> tuple[float, float]:
+        recent = jnp.stack(losses)
+        return float(recent.mean()), float(jnp.log10(recent).mean())
 
     def split_loss(self, data) -> float:
         model_state = self.state[0]
@@ -91,30 +103,3 @@ class JaxTrainer(TrainerEvents):
     def before_eval_event(self):
         model, _ = nnx.merge(self.graph, self.state)
         to_torch(model, self.model)  # the run folder's checkpoint holds these weights
-
-    def run(self) -> dict:
-        cfg = self.cfg
-        started, before = time.perf_counter(), self.elapsed
-        log_every = max(1, min(cfg.log_every, cfg.steps))
-        losses = []
-        n = len(self.train_data[0])
-        while self.step < cfg.steps:
-            ix = torch.randint(0, n, (cfg.batch_size,), generator=self.generator)  # the torch Trainer's batches
-            loss, self.state = self.train_step(self.state, self.X, self.Y, jnp.asarray(ix.numpy()))
-            losses.append(loss)
-            self.step += 1
-            self.emit("step")
-            if self.step % log_every == 0 or self.step == cfg.steps:
-                recent = jnp.stack(losses)
-                losses = []
-                self.elapsed = before + time.perf_counter() - started
-                self.last_log = {"step": self.step, "loss": float(recent.mean()),
-                                 "log10_loss": float(jnp.log10(recent).mean()),
-                                 "lr": float(schedule(cfg)(self.step - 1)), "time": self.elapsed}
-                self.emit("log")
-            if self.step % cfg.eval_every == 0 and self.step < cfg.steps:
-                self.evaluate()
-            if self.stop:
-                break
-        self.elapsed = before + time.perf_counter() - started
-        return self.final_evaluation()

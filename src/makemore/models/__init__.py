@@ -1,17 +1,18 @@
-"""The model registry: a plain name -> (config class, model class) table."""
+"""The model registry: a plain name -> (config class, model class) table, and the options a user may set."""
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
 
-from makemore.errors import UserError
+from makemore.errors import ConfigError
+from makemore.fields import Field
 from makemore.models.bigram import Bigram, BigramConfig
 from makemore.models.hierarchical import Hierarchical, HierarchicalConfig
 from makemore.models.mlp import MLP, MLPConfig
 from makemore.models.rnn import GRUConfig, LSTMConfig, Recurrent, RNNConfig
 from makemore.models.transformer import Transformer, TransformerConfig
-from makemore.models.wavenet import ConvTree, ConvTreeConfig, WaveNet, WaveNetConfig
+from makemore.models.wavenet import NORMS, ConvTree, ConvTreeConfig, WaveNet, WaveNetConfig
 
 MODELS = {
     "bigram": (BigramConfig, Bigram),
@@ -25,10 +26,27 @@ MODELS = {
     "transformer": (TransformerConfig, Transformer),
 }
 
+# The options of the models' configs that a user sets; a model takes those its config has. The others
+# (vocab_size, n_classes, cell) come from the data or the model's name.
+OPTIONS = {
+    "block_size": Field(int, "characters of context; 0: the longest item + 1 (whole-word models)", low=0,
+                        low_inclusive=True, flag="context"),
+    "n_embd": Field(int, "embedding size", low=0),
+    "n_hidden": Field(int, "hidden size", low=0),
+    "smoothing": Field(float, "bigram: add-k smoothing", low=0, low_inclusive=True),
+    "n_skip": Field(int, "wavenet: skip channels", low=0),
+    "n_stacks": Field(int, "wavenet: stacks of dilations 1 .. 2**k", low=0),
+    "kernel_size": Field(int, "wavenet: convolution kernel", low=0),
+    "norm": Field(str, "wavenet: normalisation in each layer", choices=NORMS),
+    "dropout": Field(float, "wavenet, rnn, gru, lstm, transformer: dropout", low=0, low_inclusive=True, high=1),
+    "n_layers": Field(int, "rnn, gru, lstm, transformer: layers", low=0),
+    "n_head": Field(int, "transformer: attention heads", low=0),
+}
+
 
 def lookup(name: str):
     if name not in MODELS:
-        raise UserError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
+        raise ConfigError("model", f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
     return MODELS[name]
 
 
@@ -36,13 +54,24 @@ def config_fields(name: str) -> list[str]:
     return [f.name for f in dataclasses.fields(lookup(name)[0])]
 
 
+def options_of(name: str) -> list[str]:
+    """The options a user may set for this model."""
+    return [f for f in config_fields(name) if f in OPTIONS]
+
+
+def check_option(name: str, key: str, value):
+    """A user's option for model `name`: one its config has, of the right type and bounds."""
+    if key not in options_of(name):
+        raise ConfigError(key, f"model {name!r} has no such option; its options: {', '.join(options_of(name))}")
+    return OPTIONS[key].check(key, value)
+
+
 def make_config(name: str, **options):
-    """The model's config with the given options; an option the model does not have is an error."""
+    """The model's config with the given options (the user's, and vocab_size, n_classes from the data)."""
     config_cls, _ = lookup(name)
-    valid = config_fields(name)
-    for key in options:
-        if key not in valid:
-            raise UserError(f"model {name!r} has no option {key!r}; its options: {', '.join(valid)}")
+    for key, value in options.items():
+        if key in OPTIONS or key not in config_fields(name):
+            options[key] = check_option(name, key, value)
     return config_cls(**options)
 
 

@@ -8,14 +8,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from makemore.data import IGNORE
-from makemore.errors import UserError
+from makemore.errors import ConfigError
 
 
 def levels_for(block_size: int) -> int:
     """The depth of a tree of pairs that covers block_size positions."""
     levels = round(math.log2(block_size)) if block_size > 0 else 0
     if levels < 1 or 2**levels != block_size:
-        raise UserError(f"--context: the tree needs a power of 2 of at least 2, got {block_size}")
+        raise ConfigError("block_size", f"the tree needs a power of 2 of at least 2, got {block_size}")
     return levels
 
 

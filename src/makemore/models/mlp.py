@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from makemore.errors import UserError
+from makemore.errors import ConfigError
 from makemore.models.base import WindowModel
 from makemore.models.hierarchical import tree
 
@@ -24,5 +24,5 @@ class MLP(WindowModel):
         super().__init__()
         self.config = config
         if config.block_size < 1:
-            raise UserError(f"--context: must be at least 1, got {config.block_size}")
+            raise ConfigError("block_size", f"must be at least 1, got {config.block_size}")
         self.net = tree(config.vocab_size, config.n_embd, config.n_hidden, [config.block_size], generator)

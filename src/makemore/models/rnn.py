@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from makemore.errors import UserError
 from makemore.models.base import SequenceModel
 
 CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
@@ -40,7 +39,7 @@ class Recurrent(SequenceModel):
     def __init__(self, config: RNNConfig, generator: torch.Generator | None = None):
         super().__init__()
         if config.cell not in CELLS:
-            raise UserError(f"unknown cell {config.cell!r}; valid cells: {', '.join(CELLS)}")
+            raise ValueError(f"unknown cell {config.cell!r}; valid cells: {', '.join(CELLS)}")  # set by the model's name
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.n_embd)
         self.rnn = CELLS[config.cell](config.n_embd, config.n_hidden, config.n_layers, batch_first=True,

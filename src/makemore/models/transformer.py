@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from makemore.errors import UserError
+from makemore.errors import ConfigError
 from makemore.models.base import SequenceModel
 
 
@@ -57,9 +57,10 @@ class Transformer(SequenceModel):
     def __init__(self, config: TransformerConfig, generator: torch.Generator | None = None):
         super().__init__()
         if config.block_size < 1:
-            raise ValueError("TransformerConfig.block_size must be set (0 means: from the data, at training)")
+            raise ConfigError("block_size", "must be set: 0 means the longest item + 1, which training fills in")
         if config.n_embd % config.n_head:
-            raise UserError(f"--n-embd {config.n_embd} must be a multiple of --n-head {config.n_head}")
+            raise ConfigError("n_embd", f"{config.n_embd} is not a multiple of {{n_head}} ({config.n_head})",
+                              mentions=("n_head",))
         self.config = config
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         self.wpe = nn.Embedding(config.block_size, config.n_embd)

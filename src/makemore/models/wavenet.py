@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from makemore.data import BOUNDARY, IGNORE
-from makemore.errors import UserError
+from makemore.errors import ConfigError
 from makemore.models.base import SequenceModel, levels_for
 from makemore.scratch import BatchNorm1d, Embedding, Linear, Tanh
 
@@ -169,7 +169,7 @@ class Norm(nn.Module):
     def __init__(self, kind: str, dim: int):
         super().__init__()
         if kind not in NORMS:
-            raise UserError(f"--norm: expected one of {', '.join(NORMS)}, got {kind!r}")
+            raise ConfigError("norm", f"expected one of {', '.join(NORMS)}, got {kind!r}")
         self.kind = kind
         self.norm = {"batch": lambda: BatchNorm1d(dim), "layer": lambda: nn.LayerNorm(dim), "none": nn.Identity}[kind]()
 
@@ -222,9 +222,11 @@ class WaveNet(SequenceModel):
         super().__init__()
         self.config = config
         if config.block_size < 1:
-            raise ValueError("WaveNetConfig.block_size must be set (0 means: from the data, at training)")
-        if config.kernel_size < 2 or config.n_stacks < 1:
-            raise UserError("the WaveNet needs kernel_size >= 2 and n_stacks >= 1")
+            raise ConfigError("block_size", "must be set: 0 means the longest item + 1, which training fills in")
+        if config.kernel_size < 2:
+            raise ConfigError("kernel_size", f"the WaveNet needs 2 or more, got {config.kernel_size}")
+        if config.n_stacks < 1:
+            raise ConfigError("n_stacks", f"the WaveNet needs 1 or more, got {config.n_stacks}")
         k, stacks = config.kernel_size, config.n_stacks
         layers = 1
         while stacks * (k**layers - 1) + 1 < config.block_size:  # receptive field: stacks * (k**layers - 1) + 1
@@ -252,7 +254,7 @@ class WaveNet(SequenceModel):
         if self.cond is None:
             return [None] * len(self.blocks)
         if cls is None:
-            raise UserError("this model is conditioned on a class: give one (--class)")
+            raise ConfigError("cls", "required: this model is conditioned on a class")
         return self.cond(cls).view(batch_size, len(self.blocks), -1).unbind(1)
 
     def forward(self, idx, targets=None, cls=None):

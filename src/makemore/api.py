@@ -1,0 +1,48 @@
+"""The Python API: train a run, load one, and what a run can do (makemore.Run).
+
+    import makemore
+    run = makemore.train("my_list.txt", preset="fast", out="runs/mine")   # or model=..., **settings
+    run = makemore.load("runs/mine")
+    run.generate(20, temperature=0.8, prefix="ma")
+    run.evaluate("val")
+"""
+
+from __future__ import annotations
+
+from makemore.config import RunSpec, preset_path, read_config, resolve_run
+from makemore.errors import ConfigError
+from makemore.run import Run, Training, load_run
+
+
+def resolve(data=None, *, preset: str | None = None, config=None, model: str | None = None, **settings) -> RunSpec:
+    """What train() would train, each field resolved and checked, without loading the data: the data, the model,
+    its options and the training settings (a RunSpec)."""
+    if preset is not None and config is not None:
+        raise ConfigError("preset", "give it or {config}, not both", mentions=("config",))
+    path = preset_path(preset) if preset is not None else config
+    doc = read_config(path) if path is not None else {}
+    return resolve_run(doc, path, dict(settings, data=data, model=model))
+
+
+def train(data=None, *, preset: str | None = None, config=None, model: str | None = None, out=None,
+          verbose: bool = True, callbacks=(), **settings) -> Run:
+    """Train a model on a list of words and return the trained run (also written to its run folder).
+
+    data: a registered data set ("names", "spanish-places"), a text file with one item per line, or a list of
+        them (with condition="file", each file is a class).
+    preset: a shipped recipe (makemore.presets()); config: a TOML run description; model: a model's name
+        (makemore.MODELS). Without them: the lecture's recipe.
+    settings: any training field (steps, batch_size, lr, optimizer, schedule, weight_decay, seed, device, ...),
+        any option of the model (n_embd, n_hidden, dropout, ...), condition or ascii; they override the preset
+        or config. A bad value raises makemore.ConfigError naming the field.
+    out: the run folder (default: runs/<data>, numbered if taken); an existing run is never overwritten.
+    verbose: print what it trains, a progress bar and the evaluations. callbacks: fn(trainer, event) functions
+        called at each 'step', 'log' and 'eval'.
+    """
+    spec = resolve(data, preset=preset, config=config, model=model, **settings)
+    return Training.new(spec, out).run(callbacks, verbose=verbose)
+
+
+def load(folder, device: str = "cpu") -> Run:
+    """A trained run from its folder, ready to generate, evaluate and serve (device: cpu, cuda or auto)."""
+    return load_run(folder, device=device)

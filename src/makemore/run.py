@@ -1,0 +1,357 @@
+"""Runs: the run folder and its checkpoint, a trained run loaded for use (Run), and a run being trained or
+resumed (Training), with the choice of backend."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from makemore import models
+from makemore.callbacks import ProgressBar
+from makemore.config import RunSpec, TrainConfig, resolve_device
+from makemore.data import Corpus
+from makemore.errors import ConfigError, UserError
+from makemore.files import truncate_jsonl, write_atomic
+from makemore.sample import Drawn, default_max_len, draw, next_char_probs
+from makemore.train import Trainer, evaluate, examples, leave_ranks, world_size
+
+CHECKPOINT_FORMAT = 1
+CHECKPOINT = "model.pt"
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def save_checkpoint(path: Path, state: dict):
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    write_atomic(path, buf.getvalue())
+
+
+def checkpoint_state(model_name, model, corpus: Corpus, train_cfg, optimizer=None, step=0, generator=None,
+                     elapsed=0.0, rank_rng_states=None) -> dict:
+    """Everything a run folder needs: to sample and evaluate (model, config, corpus), and to resume exactly
+    (optimizer state, step, the batch generator's and torch's random states, training time so far)."""
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "model_name": model_name,
+        "model_config": dataclasses.asdict(model.config),
+        "corpus": corpus.state(),
+        "train_config": dataclasses.asdict(train_cfg),
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "step": step,
+        "generator": generator.get_state() if generator is not None else None,
+        "torch_rng": torch.get_rng_state(),
+        "rank_rng_states": rank_rng_states,  # under torchrun: every rank's, at this step
+        "elapsed": elapsed,
+    }
+
+
+@dataclass
+class Run:
+    """A trained model as its run folder holds it: enough to generate, evaluate and serve with nothing else.
+
+        run = makemore.load("runs/names")
+        run.generate(20, temperature=0.8, prefix="ma")
+        run.evaluate("val")
+    """
+
+    folder: Path
+    model_name: str
+    model: torch.nn.Module
+    corpus: Corpus
+    train_config: TrainConfig
+    state: dict = field(repr=False)
+
+    @property
+    def vocab(self):
+        return self.corpus.vocab
+
+    @property
+    def classes(self) -> list[str]:
+        """The classes a conditioned model generates in (the data files' names); [] for others."""
+        return self.corpus.classes or []
+
+    def known(self, cls: str | None = None) -> set[str]:
+        """The training items (of one class): what a generated name is compared with for novelty."""
+        return self.corpus.items_of(self.corpus.class_index(cls))
+
+    def examples(self, split: str):
+        return examples(self.model, self.corpus, split)
+
+    def evaluate(self, split: str = "val") -> float:
+        """The mean loss per character (end tokens included) over a whole split: train, val or test."""
+        if split not in ("train", "val", "test"):
+            raise ConfigError("split", f"expected one of train, val, test, got {split!r}")
+        data = tuple(t.to(models.device_of(self.model)) for t in self.examples(split))
+        return evaluate(self.model, data)
+
+    def draw(self, n: int = 10, *, temperature: float = 1.0, top_k: int | None = None, prefix: str = "",
+             seed: int | None = None, cls: str | None = None, novel_only: bool = False, max_len: int | None = None,
+             logprobs: bool = False, deadline: float | None = None) -> Drawn:
+        """n names and every name drawn on the way, for the novelty rate: generate() with the details."""
+        index = self.corpus.class_index(cls)
+        generator = torch.Generator(device=models.device_of(self.model))
+        if seed is None:
+            generator.seed()
+        else:
+            generator.manual_seed(seed)
+        return draw(self.model, self.vocab, n, self.corpus.items_of(index), novel_only=novel_only, deadline=deadline,
+                    max_len=max_len or default_max_len(self.corpus.items, prefix), generator=generator, cls=index,
+                    temperature=temperature, top_k=top_k, prefix=prefix, logprobs=logprobs)
+
+    def generate(self, n: int = 10, **options) -> list[str]:
+        """n names. Options: temperature, top_k (the k likeliest characters), prefix (every name starts with it),
+        seed (repeatable output), cls (a conditioned model's class), novel_only (none of the training items),
+        max_len (names are cut there; by default twice the longest item)."""
+        return self.draw(n, **options).names
+
+    def next_char_probs(self, prefix: str = "", cls: str | None = None) -> list[float]:
+        """The distribution of the character after prefix (index = token; 0 is the end of the name)."""
+        return next_char_probs(self.model, self.vocab, prefix, cls=self.corpus.class_index(cls))
+
+
+def load_run(folder, device: str = "cpu") -> Run:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder}: no such run folder")
+    path = folder / CHECKPOINT
+    if not path.is_file():
+        raise UserError(f"{folder}: not a run folder (it has no {CHECKPOINT})")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # any unreadable file: truncated, not a zip, foreign pickle
+        raise UserError(f"{path}: corrupt checkpoint ({type(e).__name__}); train again") from None
+    if not isinstance(state, dict) or "format" not in state:
+        raise UserError(f"{path}: not a makemore checkpoint")
+    if state["format"] != CHECKPOINT_FORMAT:
+        raise UserError(
+            f"{path}: checkpoint format {state['format']} is not the one this makemore reads ({CHECKPOINT_FORMAT}); train again"
+        )
+    try:
+        name = state["model_name"]
+        config = models.make_config(name, **state["model_config"])
+        model = models.build(name, config)
+        model.load_state_dict(state["model"])
+        train_cfg = TrainConfig(**state["train_config"])
+        corpus = Corpus.from_state(state["corpus"])
+    except (KeyError, TypeError, ValueError, RuntimeError, UserError) as e:
+        raise UserError(f"{path}: checkpoint does not match this makemore "
+                        f"({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    model.to(resolve_device(device)).eval()
+    return Run(folder, name, model, corpus, train_cfg, state)
+
+
+def read_run_files(folder: Path):
+    """(config, summary, metrics) of a run folder, or a one-line error."""
+    try:
+        config = json.loads((folder / "config.json").read_text())
+        summary = json.loads((folder / "summary.json").read_text())
+        metrics = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    except FileNotFoundError as e:
+        raise UserError(f"{folder}: not a run folder (no {Path(e.filename).name})") from None
+    except json.JSONDecodeError as e:
+        raise UserError(f"{folder}: a damaged run file ({e.msg})") from None
+    return config, summary, metrics
+
+
+# ----------------------------------------------------------------------------- the run folder, as it trains
+
+
+class RunWriter:
+    """A trainer callback that keeps the run folder: config.json at the start, a metrics.jsonl line per log and
+    eval, and at every eval the checkpoint, summary.json and loss.png (with plot; else none), each written
+    atomically."""
+
+    def __init__(self, folder: Path, data: str, model_name: str, corpus: Corpus, plot: bool = True):
+        self.folder, self.data, self.model_name, self.corpus = Path(folder), data, model_name, corpus
+        self.plot = plot
+        self.metrics: list[dict] = []
+        self.saved_step = None
+
+    def start(self, trainer):
+        """A new run: config.json and an empty metrics.jsonl. A resumed run keeps the metrics up to its
+        checkpoint and drops those written after it, which the resumed run writes again."""
+        if trainer.step:
+            self.metrics = truncate_jsonl(self.folder / "metrics.jsonl", trainer.step)
+            self.saved_step = trainer.step
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        config = {
+            "data": self.data,
+            "model": self.model_name,
+            "model_config": dataclasses.asdict(trainer.model.config),
+            "train": dataclasses.asdict(trainer.cfg),
+        }
+        write_atomic(self.folder / "config.json", json.dumps(config, indent=2) + "\n")
+        (self.folder / "metrics.jsonl").write_text("")
+
+    def __call__(self, trainer, event: str):
+        if event not in ("log", "eval"):
+            return
+        record = trainer.last_log if event == "log" else trainer.last_eval
+        self.metrics.append(record)
+        with open(self.folder / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if event == "eval":
+            self.save(trainer)
+
+    def save(self, trainer):
+        from makemore.plots import loss_curve
+
+        state = checkpoint_state(self.model_name, trainer.model, self.corpus, trainer.cfg, trainer.optimizer,
+                                 trainer.step, trainer.generator, trainer.elapsed, trainer.rank_rng_states)
+        save_checkpoint(self.folder / CHECKPOINT, state)
+        self.saved_step = trainer.step
+        tokens = trainer.step * trainer.cfg.batch_size * trainer.targets_per_row
+        summary = {
+            "model": self.model_name,
+            "params": models.num_params(trainer.model),
+            **trainer.last_eval,
+            "time_s": round(trainer.elapsed, 3),
+            "tokens_per_s": round(tokens / trainer.elapsed, 1) if trainer.elapsed > 0 else None,
+        }
+        write_atomic(self.folder / "summary.json", json.dumps(summary, indent=2) + "\n")
+        if self.plot:
+            loss_curve(self.metrics, self.folder / "loss.png", title=f"{self.model_name} on {self.data}")
+
+
+# ----------------------------------------------------------------------------- trainers: the backend's choice
+
+
+def make_trainer(corpus: Corpus, model_name: str, model_options: dict, cfg: TrainConfig):
+    """The model built as the lecture builds it (seeded generator first, then layers in order), on the lecture's
+    split of the corpus, and the trainer of cfg.backend, ready to run."""
+    options = dict(model_options)
+    if corpus.classes:
+        if "n_classes" not in models.config_fields(model_name):
+            conditioned = [name for name in models.MODELS if "n_classes" in models.config_fields(name)]
+            raise ConfigError("condition", f"model {model_name!r} takes no class; conditioned models: "
+                                           f"{', '.join(conditioned)}")
+        options["n_classes"] = len(corpus.classes)
+    model_cfg = models.make_config(model_name, vocab_size=corpus.vocab.size, **options)
+    if model_cfg.block_size == 0:  # "see the whole item": the longest item and its end token
+        model_cfg.block_size = corpus.longest + 1
+    if cfg.backend == "jax":
+        from makemore.jax import MODELS as JAX_MODELS
+        from makemore.jax import require
+
+        if world_size() > 1:
+            raise ConfigError("backend", "jax trains in one process; run it without torchrun")
+        require()
+        if model_name not in JAX_MODELS:
+            raise ConfigError("backend", f"model {model_name!r} has no JAX port; JAX models: {', '.join(JAX_MODELS)}")
+    torch.manual_seed(cfg.seed)  # for torch.nn layers' own init and for dropout
+    generator = torch.Generator().manual_seed(cfg.seed)  # torch.manual_seed(42) before the model, as in the lecture
+    model = models.build(model_name, model_cfg, generator=generator)
+    data = examples(model, corpus, "train"), examples(model, corpus, "val")
+    if cfg.backend == "jax":
+        from makemore.jax.train import JaxTrainer
+
+        return JaxTrainer(model_name, model, cfg, *data, generator)  # the same initial weights, then to JAX
+    return Trainer.start(model, cfg, *data, generator)
+
+
+def resume_trainer(run: Run) -> Trainer:
+    """A Trainer that goes on from the run's checkpoint as if it had never stopped: the same weights, optimizer
+    state, step, batch stream and random state."""
+    state, model = run.state, run.model
+    if run.train_config.backend != "torch":
+        raise UserError(f"{run.folder}: a run of the {run.train_config.backend} backend cannot be resumed "
+                        "(its optimizer state is not saved); train again")
+    if state["optimizer"] is None:
+        raise UserError(f"{run.folder}: a {run.model_name} is counted in one pass; there is nothing to resume")
+    if state["step"] >= run.train_config.steps:
+        raise UserError(f"{run.folder}: the run is complete ({state['step']:,} of {run.train_config.steps:,} steps)")
+    generator = torch.Generator()
+    generator.set_state(state["generator"])
+    trainer = Trainer.start(model, run.train_config, examples(model, run.corpus, "train"),
+                            examples(model, run.corpus, "val"), generator)
+    trainer.optimizer.load_state_dict(state["optimizer"])
+    ranks = trainer.ranks
+    rank_states = state.get("rank_rng_states")
+    if ranks.world > 1 and rank_states is not None and len(rank_states) == ranks.world:
+        torch.set_rng_state(rank_states[ranks.rank])  # each rank's dropout goes on where it stopped
+    else:
+        torch.set_rng_state(state["torch_rng"])
+        if ranks.world > 1:
+            torch.manual_seed(run.train_config.seed + ranks.rank + state["step"])  # another number of ranks than before
+    trainer.step, trainer.elapsed = state["step"], state["elapsed"]
+    return trainer
+
+
+def default_run_folder(data) -> Path:
+    stem = "+".join(Path(d).stem for d in data) or "run"
+    folder, k = Path("runs") / stem, 1
+    while folder.exists():
+        k += 1
+        folder = Path("runs") / f"{stem}-{k}"
+    return folder
+
+
+class Training:
+    """A run about to be trained, new or resumed: its trainer, its corpus and its run folder, whose config.json
+    is written when it is made. makemore.train() and `makemore train` both go through it."""
+
+    def __init__(self, trainer, corpus: Corpus, model_name: str, folder: Path):
+        self.trainer, self.corpus, self.model_name, self.folder = trainer, corpus, model_name, Path(folder)
+        self.writer = RunWriter(self.folder, corpus.source, model_name, corpus) if trainer.ranks.lead else None
+        if self.writer:
+            self.writer.start(trainer)
+
+    @classmethod
+    def new(cls, spec: RunSpec, out=None) -> Training:
+        if not spec.data:
+            raise ConfigError("data", "no data given: a registered data set (names, spanish-places) or a text file")
+        out = Path(out) if out is not None else default_run_folder(spec.data)
+        if out.exists() and not out.is_dir():
+            raise ConfigError("out", f"{out} exists and is not a folder")
+        if (out / CHECKPOINT).exists():
+            raise ConfigError("out", f"{out} already holds a run; choose another folder or resume it "
+                                     "(nothing was overwritten)")
+        corpus = Corpus.load_many(spec.data, condition=spec.condition, ascii=spec.ascii)
+        return cls(make_trainer(corpus, spec.model_name, spec.options, spec.train), corpus, spec.model_name, out)
+
+    @classmethod
+    def resume(cls, folder) -> Training:
+        run = load_run(folder)
+        return cls(resume_trainer(run), run.corpus, run.model_name, run.folder)
+
+    def describe(self) -> list[str]:
+        """What is about to happen, in a line or two, for the one who started it."""
+        t = self.trainer
+        if t.step:
+            return [f"resuming {self.folder} at step {t.step:,} of {t.cfg.steps:,}"]
+        ranks = f" x {t.ranks.world} processes" if t.ranks.world > 1 else ""
+        return [f"{self.corpus.source}: {len(self.corpus.items):,} items, vocabulary of {self.corpus.vocab.size}; "
+                f"{len(t.train_data[0]):,} train / {len(t.val_data[0]):,} val examples",
+                f"model {self.model_name}: {models.num_params(t.model):,} parameters; {t.cfg.steps:,} steps on "
+                f"{t.device}{ranks}; run folder {self.folder}"]
+
+    def run(self, callbacks=(), verbose: bool = True) -> Run | None:
+        """Train to the end (or until a callback stops it); the run as its folder now holds it, on rank 0
+        (None on torchrun's other ranks, which train in silence). verbose: print what it trains, and a progress
+        bar."""
+        lead = self.trainer.ranks.lead
+        if self.writer:
+            self.trainer.add_callback(self.writer)
+        for fn in callbacks:
+            self.trainer.add_callback(fn)
+        bar = None
+        try:
+            if verbose and lead:
+                print("\n".join(self.describe()), flush=True)
+                bar = ProgressBar(self.trainer)
+                self.trainer.add_callback(bar)
+            self.trainer.run()
+        finally:
+            if bar:
+                bar.close()
+            leave_ranks()
+        return load_run(self.folder) if lead else None

@@ -1,0 +1,74 @@
+"""The Python API: makemore.train / load / resolve and a Run's generate and evaluate; bad arguments raise one
+exception type, ConfigError, which names the setting as Python spells it."""
+
+import json
+
+import pytest
+
+import makemore
+from makemore import ConfigError
+
+from conftest import ITEMS
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("api")
+    data = folder / "words.txt"
+    data.write_text("\n".join(ITEMS) + "\n", encoding="utf-8")
+    return makemore.train(data, model="gru", n_embd=8, n_hidden=32, steps=200, batch_size=16, optimizer="adamw",
+                          lr=0.01, eval_every=100, out=folder / "run", verbose=False)
+
+
+def test_train_returns_the_run_its_folder_holds(run):
+    summary = json.loads((run.folder / "summary.json").read_text())
+    assert run.model_name == "gru" and run.model.config.n_hidden == 32 and run.train_config.steps == 200
+    assert run.evaluate("val") == pytest.approx(summary["val_loss"], abs=1e-9)
+    again = makemore.load(run.folder)
+    assert again.evaluate("val") == run.evaluate("val")
+
+
+def test_generate_has_a_sensible_max_len_and_repeats_with_a_seed(run):
+    names = run.generate(30, temperature=0.8, prefix="ma", seed=1)
+    assert len(names) == 30 and all(n.startswith("ma") for n in names)
+    assert max(map(len, names)) <= 2 * max(map(len, ITEMS)) + 2  # cut at twice the longest item, prefix included
+    assert run.generate(30, temperature=0.8, prefix="ma", seed=1) == names
+    assert not set(run.generate(20, novel_only=True, seed=2)) & set(ITEMS)
+
+
+def test_resolve_checks_without_training(word_file):
+    spec = makemore.resolve(word_file, preset="fast", n_hidden=64, steps=10)
+    assert spec.model_name == "lstm" and spec.options["n_hidden"] == 64 and spec.train.steps == 10
+    assert spec.train.optimizer == "adamw"  # from the preset
+
+
+@pytest.mark.parametrize("call, field, fragment", [
+    (lambda f: makemore.resolve(f, lr=-1.0), "lr", "expected a positive number, got '-1.0'"),
+    (lambda f: makemore.resolve(f, steps=2.5), "steps", "expected int, got float 2.5"),
+    (lambda f: makemore.resolve(f, optimizer="lbfgs"), "optimizer", "expected one of sgd, adamw"),
+    (lambda f: makemore.resolve(f, model="bigram", n_hidden=5), "n_hidden", "model 'bigram' has no such option"),
+    (lambda f: makemore.resolve(f, learning_rate=0.1), "learning_rate", "no such setting"),
+    (lambda f: makemore.resolve(f, model="wavenet2"), "model", "unknown model 'wavenet2'"),
+    (lambda f: makemore.resolve(f, preset="fastest"), "preset", "unknown preset 'fastest'"),
+    (lambda f: makemore.resolve(f, model="gru", dropout=1.0), "dropout", "expected a number in [0, 1)"),
+    (lambda f: makemore.train(f, model="transformer", n_embd=10, n_head=4, verbose=False), "n_embd",
+     "10 is not a multiple of n_head (4)"),
+])
+def test_bad_arguments_raise_config_error_naming_the_field(word_file, call, field, fragment):
+    with pytest.raises(ConfigError) as e:
+        call(word_file)
+    assert e.value.field == field and str(e.value).startswith(f"{field}: ") and fragment in str(e.value)
+    assert "--" not in str(e.value)  # Python's names, not the command line's flags
+    assert isinstance(e.value, ValueError)
+
+
+@pytest.mark.parametrize("options, field", [
+    (dict(temperature=0.0), "temperature"), (dict(prefix="maZ"), "prefix"), (dict(top_k=0), "top_k"),
+    (dict(cls="girls"), "cls"),
+])
+def test_bad_sampling_options_raise_config_error(run, options, field):
+    with pytest.raises(ConfigError) as e:
+        run.generate(5, **options)
+    assert e.value.field == field and "--" not in str(e.value)
+    with pytest.raises(ConfigError, match="split: expected one of train, val, test"):
+        run.evaluate("dev")

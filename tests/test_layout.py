@@ -1,0 +1,133 @@
+"""The package's shape: imports point one way (models/data -> config -> loops -> run -> api -> cli/serve/sweep),
+no module takes part in an import cycle, nothing imports the command line, and the README's Python example
+runs as written."""
+
+import ast
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, make_items
+
+PACKAGE = ROOT / "src" / "makemore"
+
+
+def module_name(path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports() -> dict[str, set[str]]:
+    """Each module of the package -> the package's modules it imports, at the top or inside a function."""
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative: from the module's package, up level - 1
+                    base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
+            else:
+                continue
+            found |= {t for t in targets if t in modules and t != name}
+        graph[name] = found
+    return graph
+
+
+def cycles(graph) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm), and self-imports."""
+    index, low, stack, on_stack, out = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                out.append(sorted(component))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_module_takes_part_in_an_import_cycle():
+    graph = imports()
+    assert {"makemore.cli", "makemore.run", "makemore.config", "makemore.jax.train"} <= set(graph)  # it read them
+    assert "makemore.config" in graph["makemore.run"]  # and their imports
+    assert cycles(graph) == []
+
+
+def test_nothing_imports_the_command_line():
+    graph = imports()
+    importers = sorted(m for m, targets in graph.items() if "makemore.cli" in targets)
+    assert importers == ["makemore.__main__"]  # `python -m makemore`, the program itself
+
+
+@pytest.mark.parametrize("lower, upper", [
+    ("makemore.models", "makemore.config"), ("makemore.data", "makemore.config"), ("makemore.config", "makemore.train"),
+    ("makemore.train", "makemore.run"), ("makemore.loop", "makemore.train"), ("makemore.run", "makemore.api"),
+])
+def test_imports_point_one_way(lower, upper):
+    """A lower layer never imports a higher one, directly or through others."""
+    graph = imports()
+    seen, todo = set(), [lower]
+    while todo:
+        for target in graph[todo.pop()]:
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    assert upper not in seen
+
+
+def readme_python_example() -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("\n## Python\n", 1)[1].split("\n## ", 1)[0]
+    return re.search(r"```python\n(.*?)```", section, re.S)[1]
+
+
+@pytest.mark.slow
+def test_the_readmes_python_example_runs_as_written(tmp_path):
+    """In a fresh interpreter, in a folder holding my_list.txt: the example exactly as the README has it."""
+    (tmp_path / "my_list.txt").write_text("\n".join(make_items(300, seed=5)) + "\n", encoding="utf-8")
+    code = readme_python_example()
+    assert "makemore.train(" in code and "makemore.load(" in code
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "runs" / "mine" / "model.pt").exists()
+
+
+def test_help_shows_the_api():
+    result = subprocess.run([sys.executable, "-c", "import makemore; help(makemore)"], capture_output=True, text=True,
+                            env=dict(os.environ, PAGER="cat"), timeout=120)
+    assert result.returncode == 0, result.stderr
+    for name in ("train(data", "load(folder", "class Run", "generate(self", "evaluate(self"):
+        assert name in result.stdout, name
