@@ -17,7 +17,7 @@ V = Vocab.from_items(make_items()).size
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
-    """A few steps of the default model on a list with spaces, accents and '.' in its items."""
+    """A few steps of the default recipe (auto) on a list with spaces, accents and '.' in its items."""
     folder = tmp_path_factory.mktemp("cli")
     data = folder / "my list.txt"
     data.write_text("\n".join(make_items()) + "\n", encoding="utf-8")
@@ -32,8 +32,11 @@ def test_train_writes_the_run_folder(trained_run):
     run, data, result = trained_run
     assert {p.name for p in run.iterdir()} >= {"config.json", "metrics.jsonl", "model.pt", "loss.png", "summary.json"}
     config = json.loads((run / "config.json").read_text())
-    assert config["model"] == "hierarchical" and config["train"]["steps"] == 300
-    assert config["model_config"] == {"vocab_size": V, "block_size": 8, "n_embd": 24, "n_hidden": 128}
+    assert config["model"] == "gru" and config["train"]["steps"] == 300  # auto's choice; the flag's steps
+    assert config["auto"].startswith("auto: 120 items, ") and config["train"]["patience"] == 10
+    longest = max(map(len, make_items()))
+    assert config["model_config"] == {"vocab_size": V, "block_size": longest + 1, "n_embd": 48, "n_hidden": 128,
+                                      "n_layers": 1, "dropout": 0.5, "cell": "gru"}
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics if "val_loss" in m] == [100, 200, 300]
     assert [m["step"] for m in metrics if "log10_loss" in m] == [300]  # one log line per 1000 steps, and the last
@@ -124,7 +127,7 @@ def test_a_real_process_exits_2_with_one_line_and_no_traceback(tmp_path, word_fi
     (["--optimizer", "rmsprop"], "--optimizer: invalid choice: 'rmsprop'"),
     (["--device", "tpu"], "--device: invalid choice: 'tpu'"),
     (["--model", "bigram", "--n-hidden", "5"], "--n-hidden: model 'bigram' has no such option"),
-    (["--context", "6"], "--context: the tree needs a power of 2"),
+    (["--model", "hierarchical", "--context", "6"], "--context: the tree needs a power of 2"),
     (["--frobnicate"], "unrecognized arguments: --frobnicate"),
 ])
 def test_train_bad_flags(word_file, tmp_path, args, fragment):

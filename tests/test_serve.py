@@ -27,7 +27,8 @@ def runs(tmp_path_factory):
     words = folder / "words.txt"
     words.write_text("\n".join(items) + "\n", encoding="utf-8")
     plain = folder / "plain"
-    result = cli("train", words, "--steps", 200, "--eval-every", 100, "--batch-size", 16, "--out", plain, "--samples", 0)
+    result = cli("train", words, "--model", "hierarchical", "--steps", 200, "--eval-every", 100, "--batch-size", 16,
+                 "--out", plain, "--samples", 0)
     assert result.returncode == 0, result.stderr
     (folder / "short.txt").write_text("\n".join(w for w in items if len(w) <= 6) + "\n", encoding="utf-8")
     (folder / "long.txt").write_text("\n".join(w for w in items if len(w) > 6) + "\n", encoding="utf-8")

@@ -194,9 +194,9 @@ def test_class_for_an_unconditioned_model(tmp_path, word_file):
 
 
 def test_condition_needs_a_conditioned_model(tmp_path, word_file):
-    assert_one_line_error(cli("train", word_file, word_file, "--condition", "file", "--steps", 1,
+    assert_one_line_error(cli("train", word_file, word_file, "--condition", "file", "--model", "hierarchical", "--steps", 1,
                                   "--out", tmp_path / "r"), "--condition: file: two files have the same name")
     other = tmp_path / "other.txt"
     other.write_text(word_file.read_text(encoding="utf-8"), encoding="utf-8")
-    assert_one_line_error(cli("train", word_file, other, "--condition", "file", "--steps", 1,
+    assert_one_line_error(cli("train", word_file, other, "--condition", "file", "--model", "hierarchical", "--steps", 1,
                                   "--out", tmp_path / "r"), "--condition: model 'hierarchical' takes no class")

@@ -9,19 +9,31 @@
 
 from __future__ import annotations
 
-from makemore.config import RunSpec, preset_path, read_config, resolve_run
+import dataclasses
+
+from makemore.config import ListStats, RunSpec, auto_recipe, on_gpu, preset_path, read_config, resolve_run
+from makemore.data import Corpus
 from makemore.errors import ConfigError
 from makemore.run import Run, Training, load_run
 
 
 def resolve(data=None, *, preset: str | None = None, config=None, model: str | None = None, **settings) -> RunSpec:
-    """What train() would train, each field resolved and checked, without loading the data: the data, the model,
-    its options and the training settings (a RunSpec)."""
+    """What train() would train, each field resolved and checked: the data, the model, its options and the
+    training settings (a RunSpec). With no preset, config or model it is the auto recipe, chosen from the list's
+    own statistics (so the data is read); otherwise the data is not read."""
     if preset is not None and config is not None:
         raise ConfigError("preset", "give it or {config}, not both", mentions=("config",))
     path = preset_path(preset) if preset is not None else config
-    doc = read_config(path) if path is not None else {}
-    return resolve_run(doc, path, dict(settings, data=data, model=model))
+    given = dict(settings, data=data, model=model)
+    if path is not None or model is not None:
+        return resolve_run(read_config(path) if path is not None else {}, path, given)
+    base = resolve_run({}, None, given)  # the data and how to read it, and the given fields checked
+    if not base.data:
+        raise ConfigError("data", "no data given: a registered data set (names, spanish-places, english-words) or a "
+                                  "text file with one item per line")
+    corpus = Corpus.load_many(base.data, condition=base.condition, ascii=base.ascii)
+    doc, note = auto_recipe(ListStats.of(corpus), gpu=on_gpu(settings.get("device") or "auto"))
+    return dataclasses.replace(resolve_run(doc, None, given), note=note, corpus=corpus)
 
 
 def train(data=None, *, preset: str | None = None, config=None, model: str | None = None, out=None,

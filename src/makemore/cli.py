@@ -126,7 +126,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--port", type=number(int, 1, "a port", low_inclusive=True, high=65536), default=8000)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
 
-    p = sub.add_parser("runs", help="a table of the runs in a folder, best val loss first")
+    p = sub.add_parser("runs", help="a table of the runs in a folder, best val loss first: the losses of each run's "
+                       "kept (best) model, its step, and the last val loss")
     p.add_argument("folder", type=Path, nargs="?", default=Path("runs"))
 
     p = sub.add_parser("plot", help="train and val curves of several runs in one PNG")
@@ -176,9 +177,17 @@ def cmd_train(args) -> int:
             getattr(fn, "close", lambda: None)()
     if run is None:  # torchrun's other ranks: rank 0 reports
         return 0
-    result = training.trainer.last_eval
-    print(f"train {result['train_loss']:.4f}")
-    print(f"val {result['val_loss']:.4f}")
+    trainer = training.trainer
+    best, last = trainer.best, trainer.last_eval
+    if trainer.stopped in ("patience", "time_limit"):
+        why = {"patience": f"{trainer.cfg.patience} evaluations without a lower val loss",
+               "time_limit": f"the time limit of {trainer.cfg.time_limit:g} s"}[trainer.stopped]
+        print(f"stopped at step {trainer.step:,} of {trainer.cfg.steps:,}: {why}")
+    if best["step"] != last["step"]:
+        print(f"kept the best model, of step {best['step']:,} (the last, of step {last['step']:,}: "
+              f"train {last['train_loss']:.4f}, val {last['val_loss']:.4f})")
+    print(f"train {best['train_loss']:.4f}")
+    print(f"val {best['val_loss']:.4f}")
     if args.samples:
         for cls in run.classes or [None]:
             if cls is not None:
@@ -231,11 +240,13 @@ def cmd_runs(args) -> int:
         print(f"{args.folder}: no runs")
         return 0
     width = max(len(r[1]) for r in rows)
-    print(f"{'run':{width}}  {'model':12} {'params':>8} {'steps':>8} {'train':>7} {'val':>7} {'time':>8} {'tokens/s':>9}")
+    print(f"{'run':{width}}  {'model':12} {'params':>8} {'steps':>8} {'train':>7} {'val':>7} {'best at':>8} "
+          f"{'last val':>8} {'time':>8} {'tokens/s':>9}")
     for val, name, s, config in sorted(rows, key=lambda r: r[0]):
         tokens = f"{s['tokens_per_s']:,.0f}" if s.get("tokens_per_s") else "-"
+        best_step, last_val = s.get("best_step", s["step"]), s.get("last_val_loss", val)
         print(f"{name:{width}}  {config['model']:12} {s['params']:>8,} {s['step']:>8,} {s['train_loss']:>7.4f} "
-              f"{val:>7.4f} {s['time_s']:>7.1f}s {tokens:>9}")
+              f"{val:>7.4f} {best_step:>8,} {last_val:>8.4f} {s['time_s']:>7.1f}s {tokens:>9}")
     return 0
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from makemore import models
+from makemore.data import Corpus
 from makemore.errors import ConfigError, UserError
 from makemore.fields import Field
 
@@ -39,7 +40,12 @@ TRAIN_FIELDS = {
     "weight_decay": Field(float, "weight decay", low=0, low_inclusive=True),
     "seed": Field(int, "seed of the initial weights and the batches", low=0, low_inclusive=True),
     "device": Field(str, "where to train", choices=DEVICES),
-    "eval_every": Field(int, "steps between whole-split evaluations", low=0),
+    "eval_every": Field(int, "steps between whole-split evaluations; 0: as often as costs at most a tenth of the "
+                             "training time", low=0, low_inclusive=True),
+    "patience": Field(int, "stop after this many evaluations without a lower val loss (0: never); the best model is "
+                           "kept either way", low=0, low_inclusive=True),
+    "time_limit": Field(float, "stop after this many seconds of training (0: no limit); the best model is kept",
+                        low=0, low_inclusive=True),
     "log_every": Field(int, "steps between the logged mean batch losses", low=0),
     "backend": Field(str, "jax: the JAX/Flax port (hierarchical, conv; pip install makemore[jax])", choices=BACKENDS),
 }
@@ -59,7 +65,9 @@ class TrainConfig:
     weight_decay: float = 0.0
     seed: int = 42
     device: str = "auto"
-    eval_every: int = 20_000
+    eval_every: int = 0  # 0: chosen by the trainer, from the sizes of the splits and the batch
+    patience: int = 0
+    time_limit: float = 0.0
     log_every: int = 1_000
     backend: str = "torch"
 
@@ -212,6 +220,8 @@ class RunSpec:
     condition: str | None = None
     ascii: bool = False
     gpu: bool = False  # whether it was resolved for a GPU: the file's [cuda.*] tables applied
+    note: str | None = None  # what the auto recipe chose, in a line
+    corpus: Corpus | None = dataclasses.field(default=None, repr=False, compare=False)  # loaded to choose it
 
     def override(self, values: dict) -> RunSpec:
         """This run with training fields and model options set to values ({"lr": 0.01, "n_embd": 32}), after
@@ -250,3 +260,56 @@ def resolve_run(doc: dict, path=None, given: dict | None = None) -> RunSpec:
             train[key] = check_train_value(path, f"{prefix}train", key, value)
     spec = RunSpec(data, model_name, options, TrainConfig(**train), condition, ascii, gpu)
     return spec.override(given)
+
+
+# ----------------------------------------------------------------------------- auto: the default recipe
+
+
+@dataclass(frozen=True)
+class ListStats:
+    """What the auto recipe reads of a list."""
+
+    items: int
+    train_items: int  # the lecture's split: 80% of the items
+    train_chars: int  # the training split's targets: every character and every end token
+    vocab: int
+    longest: int
+
+    @classmethod
+    def of(cls, corpus: Corpus) -> ListStats:
+        train = corpus.split()[0]
+        train = train[0] if corpus.labels is not None else train
+        return cls(len(corpus.items), len(train), sum(len(w) + 1 for w in train), corpus.vocab.size, corpus.longest)
+
+
+# The auto rule: a GRU whose width, dropout, batch and epochs follow the training split's characters (its targets:
+# characters and end tokens), trained with AdamW on a cosine schedule for that many epochs, at most AUTO_MAX_STEPS
+# steps, evaluated as often as costs a tenth of the training, keeping the best evaluation and stopping after
+# AUTO_PATIENCE without a better one. Measured across list sizes on 2 CPU cores: benchmarks/README.md, "auto".
+AUTO = [  # (train characters below, n_embd, n_hidden, dropout, batch_size, epochs)
+    (4_000, 48, 128, 0.5, 32, 40),  # about 300 items or fewer: few words, strong dropout, many short epochs
+    (100_000, 64, 192, 0.4, 64, 20),
+    (1_000_000, 64, 192, 0.3, 64, 20),  # names.txt (182,625 characters): val 1.9486 in 93 s
+    (math.inf, 64, 192, 0.1, 64, 20),  # hundreds of thousands of items: AUTO_MAX_STEPS ends it first
+]
+AUTO_LR = 0.004
+AUTO_MAX_STEPS = 10_000  # about 2 minutes of a 192-wide GRU's steps of 64 words on 2 CPU cores
+AUTO_PATIENCE = 10
+AUTO_GPU_BATCH = 4  # on a GPU: batches this many times larger, lr x2, as many epochs (not measured on a GPU)
+
+
+def auto_recipe(stats: ListStats, gpu: bool = False) -> tuple[dict, str]:
+    """The default recipe for a list, from its own statistics: a config (as a TOML file gives it) and the line
+    that says what it chose."""
+    _, n_embd, n_hidden, dropout, batch, epochs = next(row for row in AUTO if stats.train_chars < row[0])
+    lr = AUTO_LR
+    if gpu:
+        batch, lr = batch * AUTO_GPU_BATCH, lr * 2
+    steps = max(1, min(AUTO_MAX_STEPS, math.ceil(epochs * stats.train_items / batch)))
+    doc = {"model": "gru",
+           "options": {"n_embd": n_embd, "n_hidden": n_hidden, "dropout": dropout},
+           "train": {"steps": steps, "batch_size": batch, "optimizer": "adamw", "lr": lr, "weight_decay": 0.1,
+                     "schedule": "cosine", "patience": AUTO_PATIENCE}}
+    note = (f"auto: {stats.items:,} items, {stats.vocab - 1} characters: gru {n_hidden} wide, dropout {dropout:g}, "
+            f"up to {steps:,} steps of {batch}, patience {AUTO_PATIENCE}")
+    return doc, note

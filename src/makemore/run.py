@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,9 +35,12 @@ def save_checkpoint(path: Path, state: dict):
 
 
 def checkpoint_state(model_name, model, corpus: Corpus, train_cfg, optimizer=None, step=0, generator=None,
-                     elapsed=0.0, rank_rng_states=None) -> dict:
-    """Everything a run folder needs: to sample and evaluate (model, config, corpus), and to resume exactly
-    (optimizer state, step, the batch generator's and torch's random states, training time so far)."""
+                     elapsed=0.0, rank_rng_states=None, best=None, best_state=None, bad_evals=0) -> dict:
+    """Everything a run folder needs: to sample and evaluate (the best weights, config, corpus), and to resume
+    exactly (the last weights, optimizer state, step, the batch generator's and torch's random states, training
+    time so far, the best evaluation and the evaluations since)."""
+    if best is not None:  # the best evaluation's weights; None where they are the last ones (no second copy)
+        best = dict(best, bad_evals=bad_evals, model=None if best["step"] == step else best_state)
     return {
         "format": CHECKPOINT_FORMAT,
         "model_name": model_name,
@@ -50,7 +54,14 @@ def checkpoint_state(model_name, model, corpus: Corpus, train_cfg, optimizer=Non
         "torch_rng": torch.get_rng_state(),
         "rank_rng_states": rank_rng_states,  # under torchrun: every rank's, at this step
         "elapsed": elapsed,
+        "best": best,
     }
+
+
+def trainer_state(model_name, trainer, corpus: Corpus) -> dict:
+    return checkpoint_state(model_name, trainer.model, corpus, trainer.cfg, trainer.optimizer, trainer.step,
+                            trainer.generator, trainer.elapsed, trainer.rank_rng_states, trainer.best,
+                            trainer.best_state, trainer.bad_evals)
 
 
 @dataclass
@@ -117,7 +128,9 @@ class Run:
         return next_char_probs(self.model, self.vocab, prefix, cls=self.corpus.class_index(cls))
 
 
-def load_run(folder, device: str = "cpu") -> Run:
+def load_run(folder, device: str = "cpu", weights: str = "best") -> Run:
+    """A run folder's run, with the weights of its best evaluation (the lowest val loss), or with weights="last"
+    those it stopped with, to go on from."""
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"{folder}: no such run folder")
@@ -138,7 +151,8 @@ def load_run(folder, device: str = "cpu") -> Run:
         name = state["model_name"]
         config = models.make_config(name, **state["model_config"])
         model = models.build(name, config)
-        model.load_state_dict(state["model"])
+        best = state.get("best") or {}
+        model.load_state_dict(best["model"] if weights == "best" and best.get("model") is not None else state["model"])
         train_cfg = TrainConfig(**state["train_config"])
         corpus = Corpus.from_state(state["corpus"])
     except (KeyError, TypeError, ValueError, RuntimeError, UserError) as e:
@@ -166,14 +180,18 @@ def read_run_files(folder: Path):
 
 class RunWriter:
     """A trainer callback that keeps the run folder: config.json at the start, a metrics.jsonl line per log and
-    eval, and at every eval the checkpoint, summary.json and loss.png (with plot; else none), each written
-    atomically."""
+    eval, at every eval the checkpoint and summary.json, and loss.png at the end and at most every PLOT_EVERY_S
+    seconds before (with plot; else none), each written atomically."""
 
-    def __init__(self, folder: Path, data: str, model_name: str, corpus: Corpus, plot: bool = True):
+    PLOT_EVERY_S = 30.0
+
+    def __init__(self, folder: Path, data: str, model_name: str, corpus: Corpus, plot: bool = True, note=None):
         self.folder, self.data, self.model_name, self.corpus = Path(folder), data, model_name, corpus
+        self.note = note
         self.plot = plot
         self.metrics: list[dict] = []
         self.saved_step = None
+        self.plotted = time.monotonic()
 
     def start(self, trainer):
         """A new run: config.json and an empty metrics.jsonl. A resumed run keeps the metrics up to its
@@ -188,38 +206,48 @@ class RunWriter:
             "model": self.model_name,
             "model_config": dataclasses.asdict(trainer.model.config),
             "train": dataclasses.asdict(trainer.cfg),
+            **({"auto": self.note} if self.note else {}),
         }
         write_atomic(self.folder / "config.json", json.dumps(config, indent=2) + "\n")
         (self.folder / "metrics.jsonl").write_text("")
 
     def __call__(self, trainer, event: str):
-        if event not in ("log", "eval"):
-            return
-        record = trainer.last_log if event == "log" else trainer.last_eval
-        self.metrics.append(record)
-        with open(self.folder / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
+        if event in ("log", "eval"):
+            record = trainer.last_log if event == "log" else trainer.last_eval
+            self.metrics.append(record)
+            with open(self.folder / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
         if event == "eval":
-            self.save(trainer)
+            save_checkpoint(self.folder / CHECKPOINT, trainer_state(self.model_name, trainer, self.corpus))
+            self.saved_step = trainer.step
+            self.write_summary(trainer)
+        if self.plot and (event == "end" or event == "eval" and time.monotonic() - self.plotted > self.PLOT_EVERY_S):
+            from makemore.plots import loss_curve
 
-    def save(self, trainer):
-        from makemore.plots import loss_curve
+            loss_curve(self.metrics, self.folder / "loss.png", title=f"{self.model_name} on {self.data}")
+            self.plotted = time.monotonic()
+        if event == "end":
+            self.write_summary(trainer)  # with why it stopped
 
-        state = checkpoint_state(self.model_name, trainer.model, self.corpus, trainer.cfg, trainer.optimizer,
-                                 trainer.step, trainer.generator, trainer.elapsed, trainer.rank_rng_states)
-        save_checkpoint(self.folder / CHECKPOINT, state)
-        self.saved_step = trainer.step
+    def write_summary(self, trainer):
+        """The run at a glance: the best evaluation's losses (those of the weights sample and eval read), and the
+        last one's."""
+        best, last = trainer.best or trainer.last_eval, trainer.last_eval
         tokens = trainer.step * trainer.cfg.batch_size * trainer.targets_per_row
         summary = {
             "model": self.model_name,
             "params": models.num_params(trainer.model),
-            **trainer.last_eval,
+            "step": trainer.step,
+            "train_loss": best["train_loss"],
+            "val_loss": best["val_loss"],
+            "best_step": best["step"],
+            "last_train_loss": last["train_loss"],
+            "last_val_loss": last["val_loss"],
+            "stopped": trainer.stopped,
             "time_s": round(trainer.elapsed, 3),
             "tokens_per_s": round(tokens / trainer.elapsed, 1) if trainer.elapsed > 0 else None,
         }
         write_atomic(self.folder / "summary.json", json.dumps(summary, indent=2) + "\n")
-        if self.plot:
-            loss_curve(self.metrics, self.folder / "loss.png", title=f"{self.model_name} on {self.data}")
 
 
 # ----------------------------------------------------------------------------- trainers: the backend's choice
@@ -262,6 +290,7 @@ def resume_trainer(run: Run) -> Trainer:
     """A Trainer that goes on from the run's checkpoint as if it had never stopped: the same weights, optimizer
     state, step, batch stream and random state."""
     state, model = run.state, run.model
+    model.load_state_dict(state["model"])  # the last weights, whichever the run was loaded with
     if run.train_config.backend != "torch":
         raise UserError(f"{run.folder}: a run of the {run.train_config.backend} backend cannot be resumed "
                         "(its optimizer state is not saved); train again")
@@ -283,6 +312,12 @@ def resume_trainer(run: Run) -> Trainer:
         if ranks.world > 1:
             torch.manual_seed(run.train_config.seed + ranks.rank + state["step"])  # another number of ranks than before
     trainer.step, trainer.elapsed = state["step"], state["elapsed"]
+    best = state.get("best")
+    if best is not None:  # which evaluation is best goes on as if the run had never stopped
+        trainer.best = {k: best[k] for k in ("step", "train_loss", "val_loss")}
+        trainer.best_state = best["model"] if best["model"] is not None else {
+            k: v.detach().clone() for k, v in model.state_dict().items()}
+        trainer.bad_evals = best["bad_evals"]
     return trainer
 
 
@@ -299,9 +334,10 @@ class Training:
     """A run about to be trained, new or resumed: its trainer, its corpus and its run folder, whose config.json
     is written when it is made. makemore.train() and `makemore train` both go through it."""
 
-    def __init__(self, trainer, corpus: Corpus, model_name: str, folder: Path):
+    def __init__(self, trainer, corpus: Corpus, model_name: str, folder: Path, note: str | None = None):
         self.trainer, self.corpus, self.model_name, self.folder = trainer, corpus, model_name, Path(folder)
-        self.writer = RunWriter(self.folder, corpus.source, model_name, corpus) if trainer.ranks.lead else None
+        self.note = note  # what the auto recipe chose, in a line
+        self.writer = RunWriter(self.folder, corpus.source, model_name, corpus, note=note) if trainer.ranks.lead else None
         if self.writer:
             self.writer.start(trainer)
 
@@ -315,8 +351,9 @@ class Training:
         if (out / CHECKPOINT).exists():
             raise ConfigError("out", f"{out} already holds a run; choose another folder or resume it "
                                      "(nothing was overwritten)")
-        corpus = Corpus.load_many(spec.data, condition=spec.condition, ascii=spec.ascii)
-        return cls(make_trainer(corpus, spec.model_name, spec.options, spec.train), corpus, spec.model_name, out)
+        corpus = spec.corpus or Corpus.load_many(spec.data, condition=spec.condition, ascii=spec.ascii)
+        return cls(make_trainer(corpus, spec.model_name, spec.options, spec.train), corpus, spec.model_name, out,
+                   spec.note)
 
     @classmethod
     def resume(cls, folder) -> Training:
@@ -329,10 +366,11 @@ class Training:
         if t.step:
             return [f"resuming {self.folder} at step {t.step:,} of {t.cfg.steps:,}"]
         ranks = f" x {t.ranks.world} processes" if t.ranks.world > 1 else ""
-        return [f"{self.corpus.source}: {len(self.corpus.items):,} items, vocabulary of {self.corpus.vocab.size}; "
-                f"{len(t.train_data[0]):,} train / {len(t.val_data[0]):,} val examples",
-                f"model {self.model_name}: {models.num_params(t.model):,} parameters; {t.cfg.steps:,} steps on "
-                f"{t.device}{ranks}; run folder {self.folder}"]
+        lines = [f"{self.corpus.source}: {len(self.corpus.items):,} items, vocabulary of {self.corpus.vocab.size}; "
+                 f"{len(t.train_data[0]):,} train / {len(t.val_data[0]):,} val examples",
+                 f"model {self.model_name}: {models.num_params(t.model):,} parameters; {t.cfg.steps:,} steps on "
+                 f"{t.device}{ranks}, evaluated every {t.cfg.eval_every:,}; run folder {self.folder}"]
+        return [self.note, *lines] if self.note else lines
 
     def run(self, callbacks=(), verbose: bool = True) -> Run | None:
         """Train to the end (or until a callback stops it); the run as its folder now holds it, on rank 0

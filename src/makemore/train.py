@@ -159,6 +159,7 @@ class Trainer(Loop):
             for module in model.modules():
                 if isinstance(module, BatchNorm1d):
                     module.synced = True
+        self.settle()
 
     @classmethod
     def start(cls, model, cfg: TrainConfig, train_data, val_data, generator: torch.Generator) -> Trainer:
@@ -207,6 +208,17 @@ class Trainer(Loop):
 
     def split_loss(self, data) -> float:
         return evaluate(self.model, data)
+
+    def out_of_time(self, elapsed: float) -> bool:
+        if self.ranks.world == 1:
+            return super().out_of_time(elapsed)
+        if self.step % 100:  # under torchrun every rank must stop at the same step: they agree every 100 steps
+            return False
+        import torch.distributed as dist
+
+        late = torch.tensor(float(super().out_of_time(elapsed)), device=self.device)
+        dist.all_reduce(late, op=dist.ReduceOp.MAX)
+        return bool(late.item())
 
     def before_eval_event(self):
         if self.ranks.world > 1:  # a collective: every rank evaluates at the same steps

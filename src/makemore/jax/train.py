@@ -72,6 +72,7 @@ class JaxTrainer(Loop):
             return cross_entropy_sum(logits, Y)
 
         self.jit_step, self.chunk_loss = train_step, chunk_loss
+        self.settle()
 
     def begin(self) -> int:
         return self.cfg.steps
