@@ -7,10 +7,12 @@ import json
 import pytest
 import torch
 
-from makemore.config import TrainConfig
+import makemore
+from makemore import models
+from makemore.config import AUTO_MAX_TARGETS, ListStats, TrainConfig, auto_note, auto_recipe, resolve_run
 from makemore.run import RunWriter, load_run, make_trainer, resume_trainer
 
-from conftest import CORPUS, cli
+from conftest import CORPUS, cli, make_items
 
 OVERFIT = dict(n_embd=16, n_hidden=64)  # on the tiny corpus: val falls for about 60 steps, then rises
 
@@ -105,3 +107,51 @@ def test_eval_every_zero_is_chosen_from_the_data_and_recorded(tmp_path, word_fil
     assert result.returncode == 0, result.stderr
     every = json.loads((tmp_path / "run" / "config.json").read_text())["train"]["eval_every"]
     assert 1 <= every <= 500 and [e["step"] for e in evals(tmp_path / "run")][:2] == [every, 2 * every]
+
+
+# ----------------------------------------------------------------------------- auto, the default recipe
+
+
+def lists():
+    six = ["ana", "bo", "cy", "dee", "eve", "flo"]
+    long = ["".join(chr(97 + (i * 7 + j * 3) % 26) for j in range(64)) for i in range(40)]  # 64 characters each
+    return {"six items": six, "300 items": make_items(300, seed=3), "64-character items": long}
+
+
+@pytest.mark.parametrize("name", ["six items", "300 items", "64-character items"])
+def test_the_auto_rule_gives_a_valid_config(name, tmp_path):
+    items = lists()[name]
+    n_train = int(0.8 * len(items))
+    stats = ListStats(len(items), n_train, sum(len(w) + 1 for w in items[:n_train]), len(set("".join(items))) + 1,
+                      max(map(len, items)))
+    doc = auto_recipe(stats)
+    spec = resolve_run(doc, None)  # every value one its field takes
+    note = auto_note(stats, spec)
+    assert note.startswith(f"auto: {len(items):,} items, ") and f"steps of {doc['train']['batch_size']}" in note
+    assert spec.model_name == "gru" and spec.train.steps >= 1 and spec.train.patience > 0
+    config = models.make_config(spec.model_name, vocab_size=stats.vocab, **spec.options)
+    config.block_size = stats.longest + 1
+    model = models.build(spec.model_name, config)
+    X = torch.randint(0, stats.vocab, (4, stats.longest + 1))
+    assert model(X, X)[0].shape == (4, stats.longest + 1, stats.vocab)
+    if len(items) >= 10:  # and it trains, as makemore train my_list.txt does
+        path = tmp_path / "list.txt"
+        path.write_text("\n".join(items) + "\n")
+        run = makemore.train(path, out=tmp_path / "run", verbose=False, steps=3)
+        assert json.loads((tmp_path / "run" / "config.json").read_text())["auto"] == note.replace(
+            f"up to {spec.train.steps:,} steps", "up to 3 steps")
+        assert run.model_name == "gru" and len(run.generate(3, seed=0)) == 3
+
+
+def test_auto_scales_with_the_list_and_says_what_it_chose(tmp_path, word_file):
+    small = auto_recipe(ListStats(300, 240, 2_000, 27, 12))
+    large = auto_recipe(ListStats(32_033, 25_626, 182_625, 27, 15))
+    assert small["options"]["n_hidden"] < large["options"]["n_hidden"]
+    assert small["options"]["dropout"] > large["options"]["dropout"]
+    huge = auto_recipe(ListStats(234_450, 187_560, 1_990_000, 27, 28))
+    per_step = huge["train"]["batch_size"] * 1_990_000 / 187_560
+    assert huge["train"]["steps"] == pytest.approx(AUTO_MAX_TARGETS / per_step, abs=1)  # bounded, whatever the list
+    result = cli("train", word_file, "--steps", 5, "--out", tmp_path / "run", "--samples", 0)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("auto: 120 items, ")
+    assert "gru 128 wide, dropout 0.5, up to 5 steps of 32, patience 10" in result.stdout.splitlines()[0]

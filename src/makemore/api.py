@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from makemore.config import ListStats, RunSpec, auto_recipe, on_gpu, preset_path, read_config, resolve_run
+from makemore.config import ListStats, RunSpec, auto_note, auto_recipe, on_gpu, preset_path, read_config, resolve_run
 from makemore.data import Corpus
 from makemore.errors import ConfigError
 from makemore.run import Run, Training, load_run
@@ -32,8 +32,9 @@ def resolve(data=None, *, preset: str | None = None, config=None, model: str | N
         raise ConfigError("data", "no data given: a registered data set (names, spanish-places, english-words) or a "
                                   "text file with one item per line")
     corpus = Corpus.load_many(base.data, condition=base.condition, ascii=base.ascii)
-    doc, note = auto_recipe(ListStats.of(corpus), gpu=on_gpu(settings.get("device") or "auto"))
-    return dataclasses.replace(resolve_run(doc, None, given), note=note, corpus=corpus)
+    stats = ListStats.of(corpus)
+    spec = resolve_run(auto_recipe(stats, gpu=on_gpu(settings.get("device") or "auto")), None, given)
+    return dataclasses.replace(spec, note=auto_note(stats, spec), corpus=corpus)
 
 
 def train(data=None, *, preset: str | None = None, config=None, model: str | None = None, out=None,

@@ -283,33 +283,39 @@ class ListStats:
 
 
 # The auto rule: a GRU whose width, dropout, batch and epochs follow the training split's characters (its targets:
-# characters and end tokens), trained with AdamW on a cosine schedule for that many epochs, at most AUTO_MAX_STEPS
-# steps, evaluated as often as costs a tenth of the training, keeping the best evaluation and stopping after
-# AUTO_PATIENCE without a better one. Measured across list sizes on 2 CPU cores: benchmarks/README.md, "auto".
+# characters and end tokens), trained with AdamW on a cosine schedule for that many epochs but on at most
+# AUTO_MAX_TARGETS characters, evaluated as often as costs a tenth of the training, keeping the best evaluation
+# and stopping after AUTO_PATIENCE without a better one. Measured across list sizes on 2 CPU cores:
+# benchmarks/README.md, "auto".
 AUTO = [  # (train characters below, n_embd, n_hidden, dropout, batch_size, epochs)
     (4_000, 48, 128, 0.5, 32, 40),  # about 300 items or fewer: few words, strong dropout, many short epochs
     (100_000, 64, 192, 0.4, 64, 20),
-    (1_000_000, 64, 192, 0.3, 64, 20),  # names.txt (182,625 characters): val 1.9486 in 93 s
-    (math.inf, 64, 192, 0.1, 64, 20),  # hundreds of thousands of items: AUTO_MAX_STEPS ends it first
+    (300_000, 64, 192, 0.3, 64, 20),  # names.txt (182,625 characters): val 1.9486 in 93 s
+    (math.inf, 64, 192, 0.1, 64, 20),  # more than about 30,000 items: AUTO_MAX_TARGETS ends it before 20 epochs
 ]
 AUTO_LR = 0.004
-AUTO_MAX_STEPS = 10_000  # about 2 minutes of a 192-wide GRU's steps of 64 words on 2 CPU cores
+AUTO_MAX_TARGETS = 5_000_000  # characters trained on: about 2 minutes of a 192-wide GRU on 2 CPU cores
 AUTO_PATIENCE = 10
 AUTO_GPU_BATCH = 4  # on a GPU: batches this many times larger, lr x2, as many epochs (not measured on a GPU)
 
 
-def auto_recipe(stats: ListStats, gpu: bool = False) -> tuple[dict, str]:
-    """The default recipe for a list, from its own statistics: a config (as a TOML file gives it) and the line
-    that says what it chose."""
+def auto_recipe(stats: ListStats, gpu: bool = False) -> dict:
+    """The default recipe for a list, from its own statistics: a config, as a TOML file gives it."""
     _, n_embd, n_hidden, dropout, batch, epochs = next(row for row in AUTO if stats.train_chars < row[0])
     lr = AUTO_LR
     if gpu:
         batch, lr = batch * AUTO_GPU_BATCH, lr * 2
-    steps = max(1, min(AUTO_MAX_STEPS, math.ceil(epochs * stats.train_items / batch)))
+    per_item = stats.train_chars / max(stats.train_items, 1)
+    steps = max(1, math.ceil(min(epochs * stats.train_items, AUTO_MAX_TARGETS / per_item) / batch))
     doc = {"model": "gru",
            "options": {"n_embd": n_embd, "n_hidden": n_hidden, "dropout": dropout},
            "train": {"steps": steps, "batch_size": batch, "optimizer": "adamw", "lr": lr, "weight_decay": 0.1,
                      "schedule": "cosine", "patience": AUTO_PATIENCE}}
-    note = (f"auto: {stats.items:,} items, {stats.vocab - 1} characters: gru {n_hidden} wide, dropout {dropout:g}, "
-            f"up to {steps:,} steps of {batch}, patience {AUTO_PATIENCE}")
-    return doc, note
+    return doc
+
+
+def auto_note(stats: ListStats, spec: RunSpec) -> str:
+    """What the auto recipe chose, flags and keywords included, in one line."""
+    o, t = spec.options, spec.train
+    return (f"auto: {stats.items:,} items, {stats.vocab - 1} characters: {spec.model_name} {o['n_hidden']} wide, "
+            f"dropout {o['dropout']:g}, up to {t.steps:,} steps of {t.batch_size}, patience {t.patience}")
