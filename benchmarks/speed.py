@@ -12,7 +12,9 @@
 2. Names per second: the 76,579-parameter tree (the lecture loop's model) and the default WaveNet
    (--preset wavenet, trained here; on the CPU also timed to the target); batched cached generation, beside
    naive batched generation and one name at a time (the lecture's loop for the tree, generate(n=1) for the
-   WaveNet).
+   WaveNet); and the `best` preset's model (the 2.68M-parameter Transformer, trained --best-steps steps: enough
+   to end names at names' lengths, which is all the timing needs), cached (a key/value cache per layer) and
+   naive (the whole prefix again at every character). --generation-only runs only this last part.
 3. (CPU) Peak RSS of `makemore train names` (the lecture's recipe, 5,000 steps) and of --preset fast, each in
    a fresh process; and --preset fast on 1 thread instead of 2.
 
@@ -110,6 +112,9 @@ def main():
     parser.add_argument("--lecture-steps", type=int, default=LECTURE_STEPS)
     parser.add_argument("--batch", type=int, help="names per batched generation (default: 20,000 on the CPU, "
                         "1,000,000 on a GPU)")
+    parser.add_argument("--best-steps", type=int, default=300, help="training steps of the best preset's model "
+                        "before its names/s are timed (default 300)")
+    parser.add_argument("--generation-only", action="store_true", help="only the best preset's model's names/s")
     parser.add_argument("--compile", type=int, metavar="STEPS", help="only time torch.compile against eager "
                         "training for STEPS steps of --preset fast and --preset wavenet")
     args = parser.parse_args()
@@ -124,6 +129,8 @@ def main():
     if args.compile:
         return compile_section(device, args.compile)
     corpus = Corpus.load("names")
+    if args.generation_only:
+        return best_generation(corpus, device, batch, args.best_steps)
 
     print(f"\n== 1. time to val <= {TARGET} on names")
     t_lecture, val_lecture, lecture_model, itos = time_lecture_loop(corpus.items, args.lecture_steps)
@@ -148,7 +155,7 @@ def main():
     print(f"\n== 2. names per second ({device}, batches of {batch:,})")
     tree = library_tree(lecture_model, corpus.vocab.size).to(device)
     wavenet = wavenet_trainer.model.eval()
-    max_len = default_max_len(corpus.items)
+    max_len = default_max_len(corpus.longest)
     generator = torch.Generator(device=device)
 
     def batched(model, cached):
@@ -174,6 +181,8 @@ def main():
         print(f"  cached batched:{'':27} {cached:12,.0f} names/s  ({cached / single:,.0f}x one at a time, "
               f"{cached / naive:.2f}x naive)")
 
+    best_generation(corpus, device, batch, args.best_steps)
+
     if device == "cpu":
         print("\n== 3. peak RSS, each in a fresh process")
         with tempfile.TemporaryDirectory() as tmp:
@@ -189,6 +198,30 @@ def main():
         torch.set_num_threads(threads)
         print(f"1 thread: {t_one:.2f} s, val {result['val_loss']:.4f}; {threads} threads: {t_fast:.2f} s "
               f"({t_one / t_fast:.2f}x)")
+
+
+def best_generation(corpus, device, batch, steps):
+    """names/s of the best preset's model (issue "generation"): cached against naive, the same names."""
+    seconds, result, trainer, _ = train_preset("best", device, steps=steps)
+    model = trainer.model.eval()
+    max_len = default_max_len(corpus.longest)
+    generator = torch.Generator(device=device)
+
+    def batched(cached):
+        def fn(n):
+            generator.manual_seed(1)
+            return generate(model, corpus.vocab, n, max_len=max_len, cached=cached, generator=generator)
+        return fn
+
+    made = batched(True)(1000)  # warm-up
+    assert made == batched(False)(1000), "cached and naive generation differ"
+    mean_len = statistics.mean(map(len, made))
+    naive = names_per_second(batched(False), batch, lambda: sync(device))
+    cached = names_per_second(batched(True), batch, lambda: sync(device))
+    print(f"\nbest preset: {describe(trainer)}, trained {seconds:.0f} s to val {result['val_loss']:.4f} "
+          f"(names of {mean_len:.1f} characters on average); batches of {batch:,} on {device}:")
+    print(f"  naive batched:  {naive:12,.0f} names/s")
+    print(f"  cached batched: {cached:12,.0f} names/s  ({cached / naive:.2f}x naive)")
 
 
 def time_steps(name, device, steps, mode):

@@ -56,6 +56,16 @@ def make_items(n=120, seed=0):
     return sorted(items)
 
 
+@pytest.fixture(scope="session")
+def two_lists(tmp_path_factory):
+    """Two clearly different lists, for conditioning: soft has no k; every hard item starts and ends with k."""
+    folder = tmp_path_factory.mktemp("two")
+    soft, hard = folder / "soft.txt", folder / "hard.txt"
+    soft.write_text("\n".join(w for w in make_items(150, seed=1) if "k" not in w) + "\n", encoding="utf-8")
+    hard.write_text("\n".join("k" + w + "k" for w in make_items(150, seed=2)) + "\n", encoding="utf-8")
+    return soft, hard
+
+
 @pytest.fixture
 def word_file(tmp_path):
     path = tmp_path / "my list.txt"

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -16,7 +17,8 @@ from conftest import cli, free_port, make_items
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from makemore.serve import MAX_BODY, create_app  # noqa: E402
+from makemore.api import load  # noqa: E402
+from makemore.serve import MAX_BODY, Worker, create_app  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +97,13 @@ def test_next_character_distribution(client):
     ({"novel_only": "perhaps"}, "novel_only", "valid boolean"),
     ({"class": "girls"}, "class", "this model is not conditioned on classes"),
     ({"colour": "red"}, "colour", "Extra inputs are not permitted"),
+    ({"top_p": 0}, "top_p", "greater than 0"),
+    ({"top_p": 1.5}, "top_p", "less than or equal to 1"),
+    ({"min_len": -1}, "min_len", "greater than or equal to 0"),
+    ({"max_len": 0}, "max_len", "greater than or equal to 1"),
+    ({"min_len": 6, "max_len": 5}, "max_len", "5 is below min_len (6)"),
+    ({"exclude": "bob"}, "exclude", "valid list"),
+    ({"unique": "twice"}, "unique", "valid boolean"),
 ])
 def test_invalid_requests_get_422_naming_the_field(client, body, field, fragment):
     r = client.post("/api/generate", json=body)
@@ -119,6 +128,54 @@ def test_a_tiny_temperature_is_argmax_not_an_error(client):
     r = client.post("/api/generate", json={"n": 5, "temperature": 1e-300, "seed": 1})
     assert r.status_code == 200
     assert len({x["name"] for x in r.json()["names"]}) == 1  # no randomness left: one name, five times
+
+
+def test_every_control(client, runs):
+    excluded = [x["name"] for x in client.post("/api/generate", json={"n": 20, "seed": 5}).json()["names"]]
+    body = {"n": 40, "seed": 5, "top_p": 0.95, "top_k": 12, "min_len": 3, "max_len": 9, "unique": True,
+            "exclude": excluded, "temperature": 1.2}
+    r = client.post("/api/generate", json=body)
+    assert r.status_code == 200, r.text
+    names = [x["name"] for x in r.json()["names"]]
+    assert len(names) == len(set(names)) == 40 and r.json()["complete"]
+    assert all(3 <= len(n) <= 9 for n in names) and not set(names) & set(excluded)
+    assert client.post("/api/generate", json=body).json()["names"] == r.json()["names"]
+
+
+def test_an_impossible_request_answers_with_what_it_found(client):
+    r = client.post("/api/generate", json={"n": 100, "prefix": "ma", "min_len": 3, "max_len": 3, "unique": True})
+    assert r.status_code == 200
+    body = r.json()
+    assert not body["complete"] and 0 < len(body["names"]) < 30
+
+
+def test_scores_are_the_libraries(client, runs):
+    r = client.post("/api/score", json={"words": ["maria", "lu"]})
+    assert r.status_code == 200, r.text
+    scores = r.json()["scores"]
+    expected = load(runs["plain"]).score(["maria", "lu"])
+    assert [s["word"] for s in scores] == ["maria", "lu"]
+    for got, want in zip(scores, expected):
+        assert got["logprob"] == pytest.approx(want.logprob) and got["surprisal"] == pytest.approx(want.surprisal)
+        assert got["mean"] == pytest.approx(want.mean)
+    r = client.post("/api/score", json={"words": ["maQ"]})
+    assert r.status_code == 422 and r.json()["error"] == "words: character 'Q' of 'maQ' is not in the model's vocabulary"
+    r = client.post("/api/score", json={"words": []})
+    assert r.status_code == 422 and r.json()["error"].startswith("words: ")
+
+
+def test_requests_that_wait_together_are_one_batch_and_get_what_they_get_alone(runs):
+    """Requests submitted while the worker is held are decoded in one batch; each gets the names it gets alone."""
+    run = load(runs["plain"])
+    asks = [dict(n=30, seed=1), dict(n=5, seed=2, prefix="ma", temperature=0.5),
+            dict(n=50, seed=3, top_k=4, top_p=0.9, min_len=4, max_len=8), dict(n=1, seed=4, temperature=2.0)]
+    alone = [run.draw(**ask).names for ask in asks]
+    worker = Worker(run)
+    with worker.ready:  # the worker cannot take them until all are submitted
+        futures = [worker.submit(run.sampler(logprobs=True, **ask)) for ask in asks]
+    together = [[w for w, _ in f.result(timeout=60).names] for f in futures]
+    assert together == alone
+    assert worker.most_jobs == len(asks)  # their first rounds in one batch
 
 
 def test_classes_of_a_conditioned_model(runs):
@@ -174,6 +231,25 @@ def server(runs):
     proc.wait(timeout=10)
 
 
+def post(url, body):
+    request = urllib.request.Request(url, json.dumps(body).encode(), {"content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as r:
+        return r.status, json.loads(r.read())
+
+
+@pytest.mark.slow
+def test_concurrent_requests_get_what_they_get_one_at_a_time(server):
+    """16 requests at once to a real server, with seeds and mixed options: each gets the names it got alone."""
+    bodies = [{"n": 5 + 7 * i, "seed": i, "temperature": 0.6 + 0.1 * i, "top_k": [None, 5][i % 2],
+               "top_p": [None, 0.9][i % 3 == 0], "prefix": ["", "ma", "l"][i % 3]} for i in range(16)]
+    one_at_a_time = [post(server + "/api/generate", b) for b in bodies]
+    with ThreadPoolExecutor(16) as pool:
+        at_once = list(pool.map(lambda b: post(server + "/api/generate", b), bodies))
+    assert [s for s, _ in at_once] == [200] * 16
+    assert [[x["name"] for x in r["names"]] for _, r in at_once] == [[x["name"] for x in r["names"]]
+                                                                      for _, r in one_at_a_time]
+
+
 @pytest.mark.slow
 @pytest.mark.browser
 def test_the_page_in_chromium(server, runs, tmp_path):
@@ -204,6 +280,28 @@ def test_the_page_in_chromium(server, runs, tmp_path):
             page.click("#generate")
             page.wait_for_function("document.querySelectorAll('#names li.known').length === 0")
             assert page.locator("#names li").count() == 12
+
+            page.uncheck("#novel_only")  # the other controls: lengths, top-p, each once, names never to give
+            page.fill("#prefix", "")
+            page.fill("#n", "15")
+            page.fill("#top_p", "0.9")
+            page.fill("#min_len", "4")
+            page.fill("#max_len", "7")
+            page.check("#unique")
+            excluded = names[:5]
+            page.fill("#exclude", "\n".join(excluded))
+            page.click("#generate")
+            page.wait_for_function("document.querySelectorAll('#names li').length === 15")
+            got = page.locator("#names li").all_inner_texts()
+            assert len(got) == len(set(got)) == 15, got
+            assert all(4 <= len(n) <= 7 for n in got) and not set(got) & set(excluded), got
+
+            page.fill("#words", "maria\nlu")  # scores
+            page.click("#score")
+            page.wait_for_selector("#scores tbody tr")
+            cells = page.locator("#scores tbody tr").first.locator("td").all_inner_texts()
+            assert cells[0] == "maria" and float(cells[1]) < 0 and cells[3].startswith("m ")
+            assert page.locator("#scores tbody tr").count() == 2
 
             page.fill("#prefix", "Q")  # not in the vocabulary: the message, not a broken page
             page.click("#generate")

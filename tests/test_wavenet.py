@@ -11,7 +11,7 @@ from makemore.run import make_trainer
 from makemore.sample import generate
 from makemore.train import evaluate, examples
 
-from conftest import CORPUS, ITEMS, VOCAB, assert_one_line_error, build, cli, make_items, trained
+from conftest import CORPUS, ITEMS, VOCAB, assert_one_line_error, build, cli, trained
 
 
 def test_conv_equals_the_lectures_tree_at_every_val_position(names):
@@ -99,6 +99,11 @@ CACHED = {
     "wavenet": {},
     "wavenet-layernorm-2-stacks": dict(norm="layer", n_stacks=2, block_size=8),
     "wavenet-no-norm-kernel-3": dict(norm="none", kernel_size=3, block_size=9),
+    "rnn": {},
+    "gru": {},
+    "lstm": {},
+    "transformer": dict(block_size=32),
+    "transformer-4-heads-3-layers": dict(block_size=32, n_head=4, n_layers=3),
 }
 
 
@@ -157,13 +162,9 @@ def test_conditioned_cached_equals_naive():
 
 
 @pytest.fixture(scope="module")
-def two_lists(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("cond")
-    a, b = folder / "soft.txt", folder / "hard.txt"
-    a.write_text("\n".join(w for w in make_items(150, seed=1) if "k" not in w) + "\n", encoding="utf-8")
-    b.write_text("\n".join("k" + w + "k" for w in make_items(150, seed=2)) + "\n", encoding="utf-8")
-    run = folder / "run"
-    result = cli("train", a, b, "--condition", "file", "--model", "wavenet", "--n-embd", 16, "--n-skip", 32,
+def two_lists_run(two_lists, tmp_path_factory):
+    run = tmp_path_factory.mktemp("cond") / "run"
+    result = cli("train", *two_lists, "--condition", "file", "--model", "wavenet", "--n-embd", 16, "--n-skip", 32,
                      "--optimizer", "adamw", "--lr", 0.01, "--steps", 300, "--batch-size", 32, "--out", run,
                      "--samples", 3)
     assert result.returncode == 0, result.stderr
@@ -171,9 +172,9 @@ def two_lists(tmp_path_factory):
     return run
 
 
-def test_sample_in_a_class_style(two_lists):
-    hard = cli("sample", two_lists, "--class", "hard", "-n", 40, "--seed", 1)
-    soft = cli("sample", two_lists, "--class", "soft", "-n", 40, "--seed", 1)
+def test_sample_in_a_class_style(two_lists_run):
+    hard = cli("sample", two_lists_run, "--class", "hard", "-n", 40, "--seed", 1)
+    soft = cli("sample", two_lists_run, "--class", "soft", "-n", 40, "--seed", 1)
     assert hard.returncode == soft.returncode == 0, hard.stderr + soft.stderr
     hard_names = hard.stdout.splitlines()[:-1]
     soft_names = soft.stdout.splitlines()[:-1]
@@ -181,10 +182,10 @@ def test_sample_in_a_class_style(two_lists):
     assert sum(n.startswith("k") for n in soft_names) < 10  # no "soft" item has a k
 
 
-def test_unknown_class_lists_the_valid_ones(two_lists):
-    assert_one_line_error(cli("sample", two_lists, "--class", "medium"),
+def test_unknown_class_lists_the_valid_ones(two_lists_run):
+    assert_one_line_error(cli("sample", two_lists_run, "--class", "medium"),
                           "--class: unknown class 'medium'; valid classes: soft, hard")
-    assert_one_line_error(cli("sample", two_lists), "--class: required; valid classes: soft, hard")
+    assert_one_line_error(cli("sample", two_lists_run), "--class: required; valid classes: soft, hard")
 
 
 def test_class_for_an_unconditioned_model(tmp_path, word_file):

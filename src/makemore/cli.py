@@ -1,4 +1,4 @@
-"""The command line: makemore train | eval | sample | runs | plot | sweep | diagnose | serve.
+"""The command line: makemore train | eval | sample | score | runs | plot | sweep | diagnose | serve.
 
 Argparse only: each command parses, calls the library and prints. The flags of settings are made from the
 library's field tables (config.TRAIN_FIELDS, models.OPTIONS, sample.SAMPLING); the library's errors name
@@ -16,7 +16,7 @@ import makemore
 from makemore import models
 from makemore.callbacks import TensorBoard, UpdateRatios, require_tensorboard
 from makemore.config import TOP_FIELDS, TRAIN_FIELDS, TrainConfig, presets
-from makemore.data import DATASETS, SPLITS
+from makemore.data import DATASETS, SPLITS, read_items
 from makemore.errors import ConfigError, UserError
 from makemore.fields import Field
 from makemore.run import Training, read_run_files
@@ -94,10 +94,20 @@ def build_parser() -> ArgumentParser:
     p = sub.add_parser("sample", help="generate names from a trained run")
     p.add_argument("run", type=Path)
     p.add_argument("-n", "--num", dest="n", type=flag_type(SAMPLING["n"]), default=20, help=SAMPLING["n"].help)
-    for name in ("temperature", "top_k", "prefix", "seed"):
+    for name in ("temperature", "top_k", "top_p", "prefix", "min_len", "max_len", "seed"):
         add_field(p, name, SAMPLING[name])
     p.add_argument("--novel-only", action="store_true", help="leave out names that are in the training data")
+    p.add_argument("--exclude", type=Path, metavar="FILE", help="a file of names never to give, one per line")
+    p.add_argument("--unique", action="store_true", help="each name once")
+    add_field(p, "seconds", SAMPLING["seconds"], 5)
     p.add_argument("--class", dest="cls", help="for a conditioned model: the class (data file name) to generate in")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
+
+    p = sub.add_parser("score", help="how likely words are under a run's model")
+    p.add_argument("run", type=Path)
+    p.add_argument("words", nargs="*", help="the words to score")
+    p.add_argument("--file", type=Path, help="a file of words to score, one per line")
+    p.add_argument("--class", dest="cls", help="for a conditioned model: the class to score them in")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
 
     p = sub.add_parser("sweep", help="a hyperparameter search with Optuna; resumes when run again")
@@ -208,7 +218,8 @@ def cmd_eval(args) -> int:
 
 
 def print_samples(run, n: int, novel_only: bool = False, **options):
-    """The names, * marking those in the training data, and the novelty rate of every name drawn."""
+    """The names, * marking those in the training data, and the novelty rate of every name drawn; a line on
+    stderr when the filters left fewer than n."""
     drawn = run.draw(n, novel_only=novel_only, **options)
     known = run.known(options.get("cls"))
     for name in drawn.names:
@@ -216,13 +227,29 @@ def print_samples(run, n: int, novel_only: bool = False, **options):
     novel = sum(s not in known for s in drawn.drawn)
     print(f"novelty {100 * drawn.novelty:.1f}% ({novel} of {len(drawn.drawn)} samples are not in the training data"
           f"{'; * marks those that are' if not novel_only else ''})")
+    if not drawn.complete:
+        print(f"found {len(drawn.names)} of {n} names that pass the filters, in {drawn.rounds} rounds of drawing "
+              f"({len(drawn.drawn)} names drawn); loosen them, or give more --seconds", file=sys.stderr)
 
 
 def cmd_sample(args) -> int:
     run = makemore.load(args.run, device=args.device)
-    print_samples(run, args.n, seed=args.seed, novel_only=args.novel_only, cls=args.cls,
-                  temperature=1.0 if args.temperature is None else args.temperature, top_k=args.top_k,
-                  prefix=args.prefix or "")
+    given = {k: getattr(args, k) for k in ("temperature", "top_k", "top_p", "prefix", "min_len", "max_len", "seconds")}
+    print_samples(run, args.n, seed=args.seed, novel_only=args.novel_only, cls=args.cls, unique=args.unique,
+                  exclude=args.exclude or (), **{k: v for k, v in given.items() if v is not None})
+    return 0
+
+
+def cmd_score(args) -> int:
+    words = list(args.words) + (read_items(args.file) if args.file else [])
+    if not words:
+        raise UserError("give words to score, or --file")
+    scores = makemore.load(args.run, device=args.device).score(words, cls=args.cls)
+    width = max(len("word"), *(len(s.word) for s in scores))
+    print(f"{'word':{width}}  {'logprob':>8}  {'per char':>8}  surprisal of each character (nats; the end last)")
+    for s in scores:
+        each = " ".join(f"{c}{x:.1f}" for c, x in zip([*s.word, "⏎"], s.surprisal))
+        print(f"{s.word:{width}}  {s.logprob:>8.3f}  {s.mean:>8.4f}  {each}")
     return 0
 
 
@@ -311,8 +338,8 @@ def cmd_serve(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "runs": cmd_runs, "plot": cmd_plot,
-            "sweep": cmd_sweep, "diagnose": cmd_diagnose, "serve": cmd_serve}
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "score": cmd_score, "runs": cmd_runs,
+            "plot": cmd_plot, "sweep": cmd_sweep, "diagnose": cmd_diagnose, "serve": cmd_serve}
 
 
 def main(argv=None) -> int:

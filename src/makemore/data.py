@@ -358,13 +358,17 @@ class Corpus:
 
     @property
     def longest(self) -> int:
-        return max(map(len, self.items))
+        if "_longest" not in self.__dict__:
+            self._longest = max(map(len, self.items))
+        return self._longest
 
-    def items_of(self, cls: int | None) -> set[str]:
-        """The items of one class, or all of them: what a generated word is compared with for novelty."""
-        if cls is None:
-            return set(self.items)
-        return {w for w, c in zip(self.items, self.labels) if c == cls}
+    def items_of(self, cls: int | None) -> frozenset[str]:
+        """The items of one class, or all of them: what a generated word is compared with for novelty. Made once
+        per class (a server asks at every request)."""
+        made = self.__dict__.setdefault("_items_of", {})
+        if cls not in made:
+            made[cls] = frozenset(self.items if cls is None else (w for w, c in zip(self.items, self.labels) if c == cls))
+        return made[cls]
 
     def class_index(self, name: str | None) -> int | None:
         """The index of class `name`, for a corpus conditioned on classes; None for one that is not. The one

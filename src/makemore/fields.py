@@ -18,6 +18,7 @@ class Field:
     low: float | None = None  # numbers: above low (or from it, with low_inclusive), below high
     low_inclusive: bool = False
     high: float | None = None
+    high_inclusive: bool = False
     choices: tuple | None = None  # strings: one of these
     flag: str | None = None  # the flag's name where it is not the field's (block_size: --context)
 
@@ -29,7 +30,8 @@ class Field:
         if self.type not in (int, float) or self.low is None:
             return f"a {TYPE_NAMES[self.type]}"
         if self.high is not None:
-            return f"a number in [{self.low:g}, {self.high:g})"
+            low, high = "[" if self.low_inclusive else "(", "]" if self.high_inclusive else ")"
+            return f"a number in {low}{self.low:g}, {self.high:g}{high}"
         number = "integer" if self.type is int else "number"
         if self.low == 0:
             return f"a {'non-negative' if self.low_inclusive else 'positive'} {number}"
@@ -54,7 +56,7 @@ class Field:
             return False
         if self.low is not None and (value < self.low if self.low_inclusive else value <= self.low):
             return False
-        return self.high is None or value < self.high
+        return self.high is None or (value <= self.high if self.high_inclusive else value < self.high)
 
     def parse(self, text: str):
         """A value from the command line's text; ValueError (argparse's cue) with the expected value in words."""

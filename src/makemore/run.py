@@ -15,10 +15,10 @@ import torch
 from makemore import models
 from makemore.callbacks import ProgressBar
 from makemore.config import RunSpec, TrainConfig, resolve_device
-from makemore.data import Corpus
+from makemore.data import Corpus, read_items
 from makemore.errors import ConfigError, UserError
 from makemore.files import truncate_jsonl, write_atomic
-from makemore.sample import Drawn, default_max_len, draw, next_char_probs
+from makemore.sample import SAMPLING, SECONDS, Drawn, Options, Sampler, Score, default_max_len, draw, next_char_probs, score
 from makemore.train import Trainer, evaluate, examples, leave_ranks, world_size
 
 CHECKPOINT_FORMAT = 1
@@ -89,7 +89,7 @@ class Run:
         """The classes a conditioned model generates in (the data files' names); [] for others."""
         return self.corpus.classes or []
 
-    def known(self, cls: str | None = None) -> set[str]:
+    def known(self, cls: str | None = None) -> frozenset[str]:
         """The training items (of one class): what a generated name is compared with for novelty."""
         return self.corpus.items_of(self.corpus.class_index(cls))
 
@@ -103,25 +103,47 @@ class Run:
         data = tuple(t.to(models.device_of(self.model)) for t in self.examples(split))
         return evaluate(self.model, data)
 
-    def draw(self, n: int = 10, *, temperature: float = 1.0, top_k: int | None = None, prefix: str = "",
-             seed: int | None = None, cls: str | None = None, novel_only: bool = False, max_len: int | None = None,
-             logprobs: bool = False, deadline: float | None = None) -> Drawn:
-        """n names and every name drawn on the way, for the novelty rate: generate() with the details."""
+    def sampler(self, n: int = 10, *, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+                prefix: str = "", seed: int | None = None, cls: str | None = None, min_len: int = 0,
+                max_len: int | None = None, novel_only: bool = False, exclude=(), unique: bool = False,
+                seconds: float = SECONDS, logprobs: bool = False) -> Sampler:
+        """A request for n names, checked, ready to be drawn alone (draw) or batched with others (the server)."""
+        SAMPLING["n"].check("n", n)
+        SAMPLING["seconds"].check("seconds", seconds)
         index = self.corpus.class_index(cls)
+        if top_k is not None:
+            top_k = max(1, min(SAMPLING["top_k"].check("top_k", top_k), self.vocab.size))
+        options = Options(temperature, top_k, top_p, prefix, index, min_len,
+                          default_max_len(self.corpus.longest, prefix) if max_len is None else max_len).check(self.vocab)
         generator = torch.Generator(device=models.device_of(self.model))
         if seed is None:
             generator.seed()
         else:
-            generator.manual_seed(seed)
-        return draw(self.model, self.vocab, n, self.corpus.items_of(index), novel_only=novel_only, deadline=deadline,
-                    max_len=max_len or default_max_len(self.corpus.items, prefix), generator=generator, cls=index,
-                    temperature=temperature, top_k=top_k, prefix=prefix, logprobs=logprobs)
+            generator.manual_seed(SAMPLING["seed"].check("seed", seed))
+        if isinstance(exclude, (str, Path)):  # a file of names, one per line
+            exclude = read_items(exclude)
+        return Sampler(n, options, generator, self.corpus.items_of(index), novel_only, frozenset(exclude), unique,
+                       deadline=time.monotonic() + seconds, logprobs=logprobs)
+
+    def draw(self, n: int = 10, **options) -> Drawn:
+        """n names and every name drawn on the way, for the novelty rate: generate() with the details — whether
+        all n were found (complete), and how many rounds it took."""
+        return draw(self.model, self.vocab, self.sampler(n, **options))
 
     def generate(self, n: int = 10, **options) -> list[str]:
-        """n names. Options: temperature, top_k (the k likeliest characters), prefix (every name starts with it),
-        seed (repeatable output), cls (a conditioned model's class), novel_only (none of the training items),
-        max_len (names are cut there; by default twice the longest item)."""
+        """n names. Options: temperature; top_k (the k likeliest characters) and top_p (nucleus: the likeliest
+        that make up this share of the probability); prefix (every name starts with it); seed (repeatable
+        output); cls (a conditioned model's class); min_len, max_len (in characters, prefix included: a name that
+        would be longer is drawn again, not cut; by default at most twice the longest item); novel_only (none of
+        the training items); exclude (names never to give: a list, or a file with one per line); unique (each
+        name once); seconds (how long to keep drawing when filters leave out names, 5 by default: an impossible
+        request gives what was found, fewer than n)."""
         return self.draw(n, **options).names
+
+    def score(self, words, cls: str | None = None) -> list[Score]:
+        """How likely each word is under the model: its log-probability (characters and end), the mean per
+        character, and each character's surprisal."""
+        return score(self.model, self.vocab, words, cls=self.corpus.class_index(cls))
 
     def next_char_probs(self, prefix: str = "", cls: str | None = None) -> list[float]:
         """The distribution of the character after prefix (index = token; 0 is the end of the name)."""

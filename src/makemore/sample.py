@@ -1,14 +1,22 @@
-"""Generation: many words at once, each stopping at its own end token; and novelty against the data."""
+"""Generation and scoring.
+
+Generation runs jobs — each some rows with its own options (temperature, top-k, top-p, prefix, class, lengths)
+and its own random generator — in one batch, every word stopping at its own end token. A job's random draws
+are the same whatever else is in the batch, so a request gives the same names alone or batched with others.
+draw() asks for n names that pass filters (novel only, excluded names, each once, lengths), drawing again as
+needed, bounded in rounds and in time. score() gives the log-probability of given words.
+"""
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
-from makemore.data import BOUNDARY, Vocab
+from makemore.data import BOUNDARY, IGNORE, Vocab, build_sequences, build_windows
 from makemore.errors import ConfigError
 from makemore.fields import Field
 from makemore.models import device_of
@@ -17,31 +25,86 @@ SAMPLING = {  # the sampling options a user gives, checked here and made into fl
     "n": Field(int, "how many names", low=0),
     "temperature": Field(float, "below 1: likelier characters; above 1: more surprising ones", low=0),
     "top_k": Field(int, "sample among the k likeliest characters (clamped to the vocabulary)", low=0),
+    "top_p": Field(float, "sample among the likeliest characters that make up this share of the probability "
+                          "(nucleus sampling), after top_k", low=0, high=1, high_inclusive=True),
     "prefix": Field(str, "every name starts with this"),
     "seed": Field(int, "for repeatable output", low=0, low_inclusive=True),
+    "min_len": Field(int, "names have at least this many characters (the prefix's included)", low=0,
+                     low_inclusive=True),
+    "max_len": Field(int, "names have at most this many characters; a longer one is drawn again, not cut (default: "
+                          "twice the longest item)", low=0),
+    "seconds": Field(float, "draw again for names the filters leave out for at most this long", low=0),
 }
+ROUNDS = 100  # draw() generates at most this many batches for one request
+SECONDS = 5.0  # ... and begins none after this long
+
+
+@dataclass(frozen=True)
+class Options:
+    """How one request samples. max_len None: no limit but the caller's (draw() gives a default)."""
+
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    prefix: str = ""
+    cls: int | None = None
+    min_len: int = 0
+    max_len: int | None = None
+
+    def check(self, vocab: Vocab) -> Options:
+        for name in ("temperature", "top_k", "top_p", "prefix", "min_len", "max_len"):
+            if getattr(self, name) is not None:
+                SAMPLING[name].check(name, getattr(self, name))
+        unknown = vocab.unknown(self.prefix)
+        if unknown:
+            raise ConfigError("prefix", f"character {unknown[0]!r} is not in the model's vocabulary")
+        if self.max_len is not None and self.max_len < max(self.min_len, len(self.prefix)):
+            raise ConfigError("max_len", f"{self.max_len} is below {{min_len}} ({self.min_len}) or the prefix's "
+                                         f"length ({len(self.prefix)})", mentions=("min_len",))
+        return self
+
+
+@dataclass
+class Job:
+    """rows words sampled with options and generator (None: torch's global one)."""
+
+    rows: int
+    options: Options
+    generator: torch.Generator | None = None
 
 
 def check_sampling_options(vocab: Vocab, temperature: float, prefix: str, top_k: int | None = None):
-    SAMPLING["temperature"].check("temperature", temperature)
-    if top_k is not None:
-        SAMPLING["top_k"].check("top_k", top_k)
-    unknown = vocab.unknown(prefix)
-    if unknown:
-        raise ConfigError("prefix", f"character {unknown[0]!r} is not in the model's vocabulary")
+    Options(temperature=temperature, top_k=top_k, prefix=prefix).check(vocab)
 
 
-def next_token(logits, temperature: float, top_k: int | None, generator):
-    """Sample one token per row of logits (B, V) -> (B, 1)."""
+def next_token(logits, temperature, top_k=None, generator=None, *, top_p=None, u=None):
+    """Sample one token per row of logits (B, V) -> (B, 1). temperature is a number or per row (B, 1); top_k and
+    top_p are None, a number, or per row (B, 1) with no limit where top_k >= V or top_p is nan. u: a uniform
+    draw in [0, 1) per row (B, 1), else drawn from generator."""
     # the max first: a temperature near 0 then gives 0 and -inf (argmax), never inf - inf
     logits = (logits - logits.amax(dim=-1, keepdim=True)) / temperature
-    if top_k is not None and top_k < logits.shape[-1]:
+    V = logits.shape[-1]
+    if isinstance(top_k, int) and top_k < V:
         kth = torch.topk(logits, top_k, dim=-1).values[:, [-1]]  # (B, 1)
         logits = logits.masked_fill(logits < kth, float("-inf"))
+    elif isinstance(top_k, torch.Tensor):
+        kth = logits.sort(dim=-1, descending=True).values.gather(1, top_k.clamp(1, V) - 1)  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None:
+        p = torch.as_tensor(top_p, dtype=logits.dtype, device=logits.device).reshape(-1, 1)  # (B, 1) or (1, 1)
+        ordered = logits.sort(dim=-1, descending=True).values
+        probs = F.softmax(ordered, dim=-1)
+        kept = ((probs.cumsum(dim=-1) - probs) < p).sum(dim=-1, keepdim=True)  # the fewest reaching p, at least 1
+        least = ordered.gather(1, kept.clamp(min=1) - 1)
+        logits = logits.masked_fill((logits < least) & ~p.isnan(), float("-inf"))
     cdf = F.softmax(logits, dim=-1).cumsum(dim=-1)  # (B, V)
     # inverse-CDF sampling: one uniform per row (torch.multinomial draws one exponential per row and token)
-    u = torch.rand((cdf.shape[0], 1), generator=generator, device=cdf.device) * cdf[:, -1:]
-    return (cdf < u).sum(dim=-1, keepdim=True)  # (B, 1); u < cdf[:, -1] keeps it below V
+    if u is None:
+        u = torch.rand((cdf.shape[0], 1), generator=generator, device=cdf.device)
+    return (cdf < u * cdf[:, -1:]).sum(dim=-1, keepdim=True)  # (B, 1); u < 1 keeps it below V
+
+
+# ----------------------------------------------------------------------------- a step of the model
 
 
 class NaiveStep:
@@ -69,7 +132,8 @@ class NaiveStep:
 
 
 class CachedStep:
-    """Next-token logits from the model's per-layer queues: one step per layer (Paine et al. 2016)."""
+    """Next-token logits from the model's per-layer state: one step per layer (Paine et al. 2016), one cell
+    update for recurrent models, one position's keys and values for the Transformer."""
 
     def __init__(self, model, batch_size: int, device, cls=None):
         self.model, self.cache = model, model.init_cache(batch_size, cls)
@@ -85,12 +149,16 @@ def has_cache(model) -> bool:
     return hasattr(model, "init_cache")
 
 
+def make_step(model, n: int, cls: torch.Tensor | None, cached: bool = True):
+    return (CachedStep if cached and has_cache(model) else NaiveStep)(model, n, device_of(model), cls)
+
+
 def prime(model, vocab: Vocab, n: int, prefix: str, cls: int | None = None, cached: bool = True):
     """The start of generation for n words: (step, logits (n, V) for the character after prefix, the prefix's
     log-probability (n,))."""
     device = device_of(model)
     classes = None if cls is None else torch.full((n,), cls, dtype=torch.long, device=device)
-    step = (CachedStep if cached and has_cache(model) else NaiveStep)(model, n, device, classes)
+    step = make_step(model, n, classes, cached)
     score = torch.zeros(n, dtype=torch.float64, device=device)
     logits = step(torch.full((n,), BOUNDARY, dtype=torch.long, device=device))  # (n, V)
     for token in vocab.encode(prefix):
@@ -99,90 +167,185 @@ def prime(model, vocab: Vocab, n: int, prefix: str, cls: int | None = None, cach
     return step, logits, score
 
 
-@torch.no_grad()
-def generate(
-    model,
-    vocab: Vocab,
-    n: int,
-    *,
-    max_len: int,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    prefix: str = "",
-    generator: torch.Generator | None = None,
-    cls: int | None = None,
-    cached: bool = True,
-    logprobs: bool = False,
-) -> list[str] | list[tuple[str, float]]:
-    """n words, generated as one batch; each is prefix + the characters up to its own end token.
+def longest_word(model, max_len: int) -> int:
+    """max_len, within what the model can write: a Transformer sees at most block_size positions."""
+    limit = getattr(model, "longest_word", None)
+    return max_len if limit is None else min(max_len, limit)
 
-    Models with a cache generate with it unless cached=False; the others run naively over their context.
-    A word that reaches max_len characters without an end token is cut there. With logprobs, each word comes
-    with its log-probability under the model (temperature 1, no top-k): its characters, prefix included, and
-    its end token.
-    """
-    check_sampling_options(vocab, temperature, prefix, top_k)
-    top_k = None if top_k is None else max(1, min(top_k, vocab.size))
+
+# ----------------------------------------------------------------------------- generation
+
+
+def per_row(jobs, job_of, value, fill):
+    """A job option per row of the batch (B, 1), fill where a job leaves it None; None if every job does."""
+    values = [value(j.options) for j in jobs]
+    if all(v is None for v in values):
+        return None
+    return torch.tensor([fill if v is None else v for v in values], device=job_of.device)[job_of].reshape(-1, 1)
+
+
+@torch.no_grad()
+def generate_jobs(model, vocab: Vocab, jobs: list[Job], cached: bool = True, logprobs: bool = False) -> list[list]:
+    """Every job's rows as one batch; per job, a (word, log-probability) per row, or None for a row that reached
+    the job's max_len characters without ending (it is dropped, not cut). The log-probability (None unless
+    logprobs) is the model's — temperature 1, no top-k, top-p or length limit — of the word's characters, prefix
+    included, and its end. Jobs come with checked options and a max_len."""
     device = device_of(model)
     was_training = model.training
     model.eval()
-    step, logits, score = prime(model, vocab, n, prefix, cls, cached)
-    out = torch.full((n, max(max_len - len(prefix), 0)), BOUNDARY, dtype=torch.long, device=device)  # (n, L)
-    rows = torch.arange(n, device=device)  # the words still being generated: row b of the batch is word rows[b]
-    for t in range(out.shape[1]):
-        ix = next_token(logits, temperature, top_k, generator)[:, 0]  # (B,)
+    job_of = torch.repeat_interleave(torch.arange(len(jobs)), torch.tensor([j.rows for j in jobs])).to(device)  # (B,)
+    B, V = len(job_of), vocab.size
+    max_lens = [longest_word(model, j.options.max_len) for j in jobs]
+    steps = max(max_lens, default=0) + 1  # the last step can only end a word
+    temperature = per_row(jobs, job_of, lambda o: o.temperature, 1.0)
+    top_k = per_row(jobs, job_of, lambda o: o.top_k, V)
+    top_p = per_row(jobs, job_of, lambda o: o.top_p, math.nan)
+    min_len = torch.tensor([j.options.min_len for j in jobs], device=device)[job_of]
+    max_len = torch.tensor(max_lens, device=device)[job_of]
+    prefixes = [vocab.encode(j.options.prefix) for j in jobs]
+    width = max(map(len, prefixes), default=0)
+    forced = torch.tensor([p + [BOUNDARY] * (width - len(p)) for p in prefixes], dtype=torch.long, device=device)
+    forced, prefix_len = forced[job_of], torch.tensor(list(map(len, prefixes)), device=device)[job_of]
+    classes = [j.options.cls for j in jobs]
+    cls = None if all(c is None for c in classes) else torch.tensor(classes, device=device)[job_of]
+    step = make_step(model, B, cls, cached)
+    out = torch.full((B, steps), BOUNDARY, dtype=torch.long, device=device)  # (B, L)
+    score = torch.zeros(B, dtype=torch.float64, device=device)
+    too_long = torch.zeros(B, dtype=torch.bool, device=device)
+    rows = torch.arange(B, device=device)  # the words still being written: row b of the batch is word rows[b]
+    end = torch.arange(V, device=device) == BOUNDARY
+    counts = [j.rows for j in jobs]  # rows still being written, per job; a job's rows stay together, in order
+    logits = step(torch.full((B,), BOUNDARY, dtype=torch.long, device=device)) if B else None
+    for t in range(steps if B else 0):
+        if t < width and all(t < len(p) for p, c in zip(prefixes, counts) if c):
+            ix = forced[rows, t]  # every word is still in its prefix
+        else:
+            draws = [torch.zeros((c, 1), device=device) if t < len(p) else  # forced: no draw
+                     torch.rand((c, 1), generator=job.generator, device=device)
+                     for job, p, c in zip(jobs, prefixes, counts) if c]
+            masked = logits.masked_fill((t < min_len[rows])[:, None] & end, float("-inf")) if any(
+                j.options.min_len > t for j in jobs) else logits
+            ix = next_token(masked, temperature[rows], None if top_k is None else top_k[rows],
+                            top_p=None if top_p is None else top_p[rows], u=torch.cat(draws))[:, 0]
+            if t < width:
+                ix = torch.where(t < prefix_len[rows], forced[rows, t], ix)
         out[rows, t] = ix
         if logprobs:
             score[rows] += F.log_softmax(logits.double(), dim=-1).gather(1, ix[:, None])[:, 0]
         going = ix != BOUNDARY
-        if not going.all():  # words that ended leave the batch
-            keep = going.nonzero()[:, 0]
+        over = going & (t >= max_len[rows])  # a character past max_len: the word is dropped
+        too_long[rows[over]] = True
+        keep = (going & ~over).nonzero()[:, 0]
+        if len(keep) < len(rows):  # words that ended leave the batch
             if len(keep) == 0:
                 break
             rows, ix = rows[keep], ix[keep]
             step.select(keep)
-        if t + 1 < out.shape[1]:
+            counts = torch.bincount(job_of[rows], minlength=len(jobs)).tolist() if len(jobs) > 1 else [len(rows)]
+        if t + 1 < steps:
             logits = step(ix)
     model.train(was_training)
-    words = [prefix + word for word in vocab.decode_rows(out)] if prefix else vocab.decode_rows(out)
-    return list(zip(words, score.tolist())) if logprobs else words
+    words = vocab.decode_rows(out) if B else []
+    scores = score.tolist() if logprobs else [None] * B
+    results, start, long = [], 0, too_long.tolist()
+    for job in jobs:
+        results.append([None if long[b] else (words[b], scores[b]) for b in range(start, start + job.rows)])
+        start += job.rows
+    return results
 
 
-@torch.no_grad()
-def next_char_probs(model, vocab: Vocab, prefix: str = "", *, cls: int | None = None) -> list[float]:
-    """The model's distribution of the character after prefix (index = token; 0 is the end), temperature 1."""
-    check_sampling_options(vocab, 1.0, prefix)
-    was_training = model.training
-    model.eval()
-    _, logits, _ = prime(model, vocab, 1, prefix, cls)
-    model.train(was_training)
-    return F.softmax(logits[0].double(), dim=-1).tolist()
+def generate(model, vocab: Vocab, n: int, *, max_len: int, temperature: float = 1.0, top_k: int | None = None,
+             top_p: float | None = None, prefix: str = "", generator: torch.Generator | None = None,
+             cls: int | None = None, cached: bool = True, logprobs: bool = False, min_len: int = 0) -> list:
+    """n words generated as one batch, less those that reached max_len characters without ending (dropped, not
+    cut); with logprobs, each with its log-probability under the model. Models with a cache generate with it
+    unless cached=False; the others run naively over their context."""
+    options = Options(temperature, top_k, top_p, prefix, cls, min_len, max_len).check(vocab)
+    if top_k is not None:
+        options = Options(temperature, max(1, min(top_k, vocab.size)), top_p, prefix, cls, min_len, max_len)
+    words = [w for w in generate_jobs(model, vocab, [Job(n, options, generator)], cached, logprobs)[0] if w]
+    return words if logprobs else [w for w, _ in words]
+
+
+# ----------------------------------------------------------------------------- drawing with filters
 
 
 @dataclass
 class Drawn:
-    """What draw() gives: the names asked for (words, or (word, logprob) pairs), every name generated on the way,
-    and the novelty rate of those."""
+    """What draw() gives: the names asked for (words, or (word, logprob) pairs), every name generated on the
+    way (those that ended within max_len), their novelty rate, and whether all n were found."""
 
     names: list
     drawn: list
     novelty: float
+    complete: bool = True
+    rounds: int = 0
 
 
-def draw(model, vocab: Vocab, n: int, known, *, novel_only: bool = False, rounds: int = 100, deadline: float | None = None,
-         **options) -> Drawn:
-    """n words, drawing again while novel_only leaves fewer (at most `rounds` batches, and none begun after
-    `deadline`, a time.monotonic() value). Items are words, or (word, logprob) with logprobs=True."""
-    SAMPLING["n"].check("n", n)
-    shown, drawn = [], []
-    for _ in range(rounds):
-        batch = generate(model, vocab, n, **options)
-        drawn += batch
-        shown += [w for w in batch if not (novel_only and (w[0] if isinstance(w, tuple) else w) in known)]
-        if len(shown) >= n or (deadline is not None and time.monotonic() > deadline):
-            break
-    words = [w[0] if isinstance(w, tuple) else w for w in drawn]
-    return Drawn(shown[:n], drawn, novelty(words, known))
+@dataclass
+class Sampler:
+    """One request for n names that pass its filters: not in known (novel_only), not in exclude, each once
+    (unique), ended within max_len. It gives jobs, one round at a time, until it has n names, or has run
+    `rounds` rounds, or `deadline` (time.monotonic()) has passed; one mechanism for every filter."""
+
+    n: int
+    options: Options
+    generator: torch.Generator | None
+    known: set = field(default_factory=set)
+    novel_only: bool = False
+    exclude: frozenset = frozenset()
+    unique: bool = False
+    rounds: int = ROUNDS
+    deadline: float | None = None
+    logprobs: bool = False
+    shown: list = field(default_factory=list)
+    drawn: list = field(default_factory=list)
+    tried: int = 0
+    done_rounds: int = 0
+
+    def next_job(self) -> Job | None:
+        missing = self.n - len(self.shown)
+        if missing <= 0 or self.done_rounds >= self.rounds or (
+                self.done_rounds and self.deadline is not None and time.monotonic() > self.deadline):
+            return None
+        if not self.done_rounds:  # with filters, a margin: a round more costs a batch's wait in the server
+            filtered = self.novel_only or self.unique or self.exclude
+            rows = math.ceil(1.5 * self.n) + 8 if filtered else self.n
+        else:  # as many again as the share that passed says are needed, and a margin
+            rate = max(len(self.shown) / self.tried, 0.05)
+            rows = min(math.ceil(1.2 * missing / rate) + 8, max(self.n, 10_000))
+        return Job(rows, self.options, self.generator)
+
+    def take(self, results: list):
+        self.done_rounds += 1
+        self.tried += len(results)
+        seen = set(w for w, _ in self.shown) if self.unique else None
+        for result in results:
+            if result is None:
+                continue
+            self.drawn.append(result)
+            word = result[0]
+            if (self.novel_only and word in self.known) or word in self.exclude:
+                continue
+            if seen is not None:
+                if word in seen:
+                    continue
+                seen.add(word)
+            if len(self.shown) < self.n:
+                self.shown.append(result)
+
+    def result(self) -> Drawn:
+        words = [w for w, _ in self.drawn]
+        shown = self.shown if self.logprobs else [w for w, _ in self.shown]
+        drawn = self.drawn if self.logprobs else words
+        return Drawn(shown, drawn, novelty(words, self.known), len(self.shown) == self.n, self.done_rounds)
+
+
+def draw(model, vocab: Vocab, sampler: Sampler, cached: bool = True) -> Drawn:
+    """A sampler's names, drawn alone: a batch per round."""
+    while (job := sampler.next_job()) is not None:
+        sampler.take(generate_jobs(model, vocab, [job], cached, sampler.logprobs)[0])
+    return sampler.result()
 
 
 def novelty(samples, known) -> float:
@@ -193,6 +356,66 @@ def novelty(samples, known) -> float:
     return sum(s not in known for s in samples) / len(samples)
 
 
-def default_max_len(items, prefix: str = "") -> int:
-    """Words are cut at twice the longest item: long enough for any plausible word, short enough to end."""
-    return 2 * max(map(len, items)) + len(prefix)
+def default_max_len(longest: int, prefix: str = "") -> int:
+    """Names are at most twice the longest item (longest characters): long enough for any plausible word, short
+    enough to end."""
+    return 2 * longest + len(prefix)
+
+
+# ----------------------------------------------------------------------------- next character, scores
+
+
+@torch.no_grad()
+def next_char_probs(model, vocab: Vocab, prefix: str = "", *, cls: int | None = None) -> list[float]:
+    """The model's distribution of the character after prefix (index = token; 0 is the end), temperature 1."""
+    Options(prefix=prefix).check(vocab)
+    was_training = model.training
+    model.eval()
+    _, logits, _ = prime(model, vocab, 1, prefix, cls)
+    model.train(was_training)
+    return F.softmax(logits[0].double(), dim=-1).tolist()
+
+
+@dataclass
+class Score:
+    """How likely a word is under the model: log-probability of its characters and end, per character (its
+    mean), and each character's surprisal (-log p, in nats; the last is the end's)."""
+
+    word: str
+    logprob: float
+    mean: float
+    surprisal: list[float]
+
+
+@torch.no_grad()
+def score(model, vocab: Vocab, words, cls: int | None = None) -> list[Score]:
+    """Each word's Score, from one forward pass over the words (whole words for sequence models, windows for
+    window models)."""
+    words = list(words)
+    for w in words:
+        unknown = vocab.unknown(w)
+        if unknown:
+            raise ConfigError("words", f"character {unknown[0]!r} of {w!r} is not in the model's vocabulary")
+    if not words:
+        return []
+    was_training = model.training
+    model.eval()
+    device = device_of(model)
+    if model.windowed:
+        X, Y = build_windows(words, vocab, model.config.block_size)
+        logp = F.log_softmax(model(X.to(device))[0].double(), dim=-1)  # (N, V)
+        per_target = logp.gather(1, Y.to(device)[:, None])[:, 0]
+        rows = per_target.split([len(w) + 1 for w in words])
+    else:
+        length = max(map(len, words)) + 1
+        if getattr(model, "longest_word", None) is not None and length > model.config.block_size:
+            raise ConfigError("words", f"a word of {length - 1} characters is longer than this model sees "
+                                       f"({model.config.block_size - 1})")
+        X, Y = build_sequences(words, vocab, length)
+        extra = () if cls is None else (None, torch.full((len(words),), cls, dtype=torch.long, device=device))
+        logp = F.log_softmax(model(X.to(device), *extra)[0].double(), dim=-1)  # (N, T, V)
+        Y = Y.to(device)
+        per_target = logp.gather(2, Y.clamp(min=0)[..., None])[..., 0]
+        rows = [row[y != IGNORE] for row, y in zip(per_target, Y)]
+    model.train(was_training)
+    return [Score(w, r.sum().item(), r.mean().item(), (-r).tolist()) for w, r in zip(words, rows)]

@@ -1,17 +1,25 @@
 """makemore serve RUN: a page and an HTTP API that generate names from a trained run.
 
 POST /api/generate  names with their log-probabilities and whether each is in the training data
+POST /api/score     how likely given words are: log-probability, per character, each character's surprisal
 POST /api/next      the distribution of the character after a prefix
 GET  /api/model     the run's config, params, val loss, vocabulary and classes
 GET  /healthz       liveness
 GET  /              the page (static/index.html)
+
+One worker thread runs the model. The generation requests that arrive while it works are gathered into one
+batch — whatever their options — so a burst of requests costs about one batched decode, not a queue of them;
+each request draws from its own random generator, so a seed gives the same names alone or in a batch.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import threading
 import time
+from concurrent.futures import Future
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -24,11 +32,15 @@ from makemore import models
 from makemore.api import load
 from makemore.data import BOUNDARY
 from makemore.errors import ConfigError
+from makemore.run import Run
+from makemore.sample import Sampler, generate_jobs
 
 STATIC = Path(__file__).parent / "static"
-MAX_BODY = 4096  # bytes: the largest valid request is far smaller
-TIME_BOUND_S = 5.0  # no new batch of --novel-only draws starts after this
+MAX_BODY = 32_768  # bytes: enough for an exclude list or words to score, far from a memory burden
+TIME_BOUND_S = 5.0  # no new round of a request's draws starts after this
 MAX_PREFIX = 32
+MAX_LEN = 256  # the longest name a request may ask for
+BATCH_ROWS = 20_000  # rows of one batched decode; a larger burst is decoded in several
 
 
 class Prefixed(BaseModel):
@@ -42,8 +54,90 @@ class GenerateRequest(Prefixed):
     n: int = Field(10, ge=1, le=1000)
     temperature: float = Field(1.0, gt=0, le=5)
     top_k: int | None = Field(None, ge=1, le=10_000)
+    top_p: float | None = Field(None, gt=0, le=1, description="nucleus sampling: the likeliest characters that make "
+                                                              "up this share of the probability")
+    min_len: int = Field(0, ge=0, le=MAX_LEN, description="at least this many characters, the prefix's included")
+    max_len: int | None = Field(None, ge=1, le=MAX_LEN, description="at most this many characters (default: twice "
+                                                                    "the longest item); longer ones are drawn again")
     seed: int | None = Field(None, ge=0, le=2**63 - 1)
     novel_only: bool = False
+    unique: bool = Field(False, description="each name once")
+    exclude: list[str] = Field([], max_length=2000, description="names never to give")
+
+
+class ScoreRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    words: list[str] = Field(..., min_length=1, max_length=1000)
+    class_: str | None = Field(None, alias="class", description="the class, for a conditioned model")
+
+
+class Worker:
+    """The one thread that runs the model. Generation requests waiting when it is free are decoded together in
+    one batch (up to BATCH_ROWS rows), a round of each; a request that needs another round (its filters left out
+    names) joins the next batch. Other calls (next character, scores) run between batches."""
+
+    def __init__(self, run: Run):
+        self.run = run
+        self.pending: list[tuple[object, Future]] = []  # (Sampler or a function, its future)
+        self.batches = 0  # batched decodes so far
+        self.most_jobs = 0  # ... and the most requests one of them served
+        self.ready = threading.Condition()
+        threading.Thread(target=self.loop, name="makemore-worker", daemon=True).start()
+
+    def submit(self, work) -> Future:
+        future = Future()
+        with self.ready:
+            self.pending.append((work, future))
+            self.ready.notify()
+        return future
+
+    def loop(self):
+        while True:
+            with self.ready:
+                while not self.pending:
+                    self.ready.wait()
+                taken, self.pending = self.pending, []
+            samplers = []
+            for work, future in taken:
+                if isinstance(work, Sampler):
+                    samplers.append((work, future))
+                else:
+                    self.settle(future, work)
+            self.decode(samplers)
+
+    @staticmethod
+    def settle(future: Future, fn):
+        try:
+            future.set_result(fn())
+        except Exception as e:  # given to the request that asked, not to the worker
+            future.set_exception(e)
+
+    def decode(self, samplers):
+        """A round of each sampler's names, in batches of at most BATCH_ROWS rows."""
+        jobs = [(s, f, s.next_job()) for s, f in samplers]
+        batch, rows = [], 0
+        for s, f, job in jobs + [(None, None, None)]:
+            if s is not None and job is None:  # done: its names are found, or its rounds or time are spent
+                f.set_result(s.result())
+                continue
+            if batch and (s is None or rows + job.rows > BATCH_ROWS):
+                self.batches += 1
+                self.most_jobs = max(self.most_jobs, len(batch))
+                try:
+                    results = generate_jobs(self.run.model, self.run.vocab, [j for _, _, j in batch], logprobs=True)
+                except Exception as e:
+                    for _, bf, _ in batch:
+                        bf.set_exception(e)
+                else:
+                    for (bs, bf, _), result in zip(batch, results):
+                        bs.take(result)
+                        with self.ready:  # its next round, in the next batch
+                            self.pending.append((bs, bf))
+                batch, rows = [], 0
+            if s is not None:
+                batch.append((s, f, job))
+                rows += job.rows
 
 
 FIELDS = {"cls": "class"}  # the library's settings as the API's JSON names them, where they differ
@@ -95,7 +189,11 @@ def create_app(folder, device: str = "cpu") -> FastAPI:
     corpus, vocab, model = run.corpus, run.vocab, run.model
     summary_path = Path(folder) / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    lock = threading.Lock()  # one generation at a time: torch already uses every core for one
+    worker = Worker(run)
+
+    async def on_worker(work):
+        return await asyncio.wrap_future(worker.submit(work))
+
     app = FastAPI(title="makemore", docs_url="/api/docs", openapi_url="/api/openapi.json")
     app.add_middleware(BodyLimit, limit=MAX_BODY)
 
@@ -132,26 +230,32 @@ def create_app(folder, device: str = "cpu") -> FastAPI:
         }
 
     @app.post("/api/generate")
-    def generate(req: GenerateRequest):
+    async def generate(req: GenerateRequest):
         known = run.known(req.class_)
         started = time.monotonic()
-        with lock:
-            drawn = run.draw(req.n, novel_only=req.novel_only, deadline=started + TIME_BOUND_S, seed=req.seed,
-                             cls=req.class_, temperature=req.temperature, top_k=req.top_k, prefix=req.prefix,
-                             logprobs=True)
+        sampler = run.sampler(req.n, temperature=req.temperature, top_k=req.top_k, top_p=req.top_p, prefix=req.prefix,
+                              seed=req.seed, cls=req.class_, min_len=req.min_len, max_len=req.max_len,
+                              novel_only=req.novel_only, exclude=req.exclude, unique=req.unique,
+                              seconds=TIME_BOUND_S, logprobs=True)
+        drawn = await on_worker(sampler)
         return {
             "names": [{"name": w, "logprob": lp, "known": w in known} for w, lp in drawn.names],
             "novelty": drawn.novelty,
             "drawn": len(drawn.drawn),
-            "complete": len(drawn.names) == req.n,
+            "complete": drawn.complete,
             "seconds": round(time.monotonic() - started, 4),
         }
 
+    @app.post("/api/score")
+    async def score(req: ScoreRequest):
+        scores = await on_worker(lambda: run.score(req.words, cls=req.class_))
+        return {"scores": [dataclasses.asdict(s) for s in scores]}
+
     @app.post("/api/next")
-    def next_char(req: Prefixed):
-        with lock:
-            probs = run.next_char_probs(req.prefix, cls=req.class_)
-        chars = [{"char": "" if i == BOUNDARY else vocab.chars[i - 1], "end": i == BOUNDARY, "p": p} for i, p in enumerate(probs)]
+    async def next_char(req: Prefixed):
+        probs = await on_worker(lambda: run.next_char_probs(req.prefix, cls=req.class_))
+        chars = [{"char": "" if i == BOUNDARY else vocab.chars[i - 1], "end": i == BOUNDARY, "p": p}
+                 for i, p in enumerate(probs)]
         return {"prefix": req.prefix, "next": sorted(chars, key=lambda c: -c["p"])}
 
     @app.get("/")

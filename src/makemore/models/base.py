@@ -41,6 +41,21 @@ class SequenceModel(nn.Module):
         """How many tokens, up to and including its own, a position sees (None: all before it)."""
         return self.config.block_size
 
+    def conditioning(self, n_classes: int, width: int, generator=None):
+        """Global conditioning (the WaveNet paper's): one learned vector of `width` per class, added to the input or
+        to every layer; built after the model's other layers, so that an unconditioned model's init is unchanged."""
+        from makemore.scratch import Embedding
+
+        self.cond = Embedding(n_classes, width, generator=generator) if n_classes else None
+
+    def class_vector(self, cls, batch_size: int):
+        """(B, width): each row's class vector; None for a model that is not conditioned."""
+        if self.cond is None:
+            return None
+        if cls is None:
+            raise ConfigError("cls", "required: this model is conditioned on a class")
+        return self.cond(cls).view(batch_size, -1)
+
     @staticmethod
     def loss(logits, targets):
         if targets is None:

@@ -21,6 +21,7 @@ class RNNConfig:
     n_layers: int = 1
     dropout: float = 0.0  # between layers, and on the last layer's output
     cell: str = "rnn"
+    n_classes: int = 0  # global conditioning: a class vector added to the input at every position
 
 
 @dataclass
@@ -48,30 +49,40 @@ class Recurrent(SequenceModel):
         self.head = nn.Linear(config.n_hidden, config.vocab_size)
         with torch.no_grad():
             self.head.weight *= 0.1  # a loss near ln(vocab_size) at init
+        self.conditioning(config.n_classes, config.n_embd, generator)
 
     @property
     def receptive_field(self) -> None:
         return None  # the whole history
 
     def forward(self, idx, targets=None, cls=None):
-        out, _ = self.rnn(self.embedding(idx))  # (B, T, H)
+        x = self.embedding(idx)  # (B, T, E)
+        cond = self.class_vector(cls, len(idx))
+        if cond is not None:
+            x = x + cond[:, None]
+        out, _ = self.rnn(x)  # (B, T, H)
         logits = self.head(self.dropout(out))  # (B, T, V)
         return logits, self.loss(logits, targets)
 
     def init_cache(self, batch_size: int, cls=None):
-        return RecurrentState(self)
+        return RecurrentState(self, self.class_vector(cls, batch_size))
 
     def step(self, tokens, cache):
-        out, cache.state = self.rnn(self.embedding(tokens)[:, None], cache.state)  # (B, 1, H)
+        x = self.embedding(tokens)  # (B, E)
+        if cache.cond is not None:
+            x = x + cache.cond
+        out, cache.state = self.rnn(x[:, None], cache.state)  # (B, 1, H)
         return self.head(out[:, 0])
 
 
 class RecurrentState:
-    def __init__(self, model):
-        self.model, self.state = model, None  # None: torch's zero initial state
+    def __init__(self, model, cond=None):
+        self.model, self.state, self.cond = model, None, cond  # None: torch's zero initial state
 
     def select(self, rows):
         if isinstance(self.state, tuple):  # LSTM: (h, c), each (layers, B, H)
             self.state = tuple(s[:, rows] for s in self.state)
         elif self.state is not None:
             self.state = self.state[:, rows]
+        if self.cond is not None:
+            self.cond = self.cond[rows]

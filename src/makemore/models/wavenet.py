@@ -86,6 +86,7 @@ class ConvTreeConfig:
     block_size: int = 8  # the receptive field: 2 ** levels
     n_embd: int = 24
     n_hidden: int = 128
+    n_classes: int = 0  # global conditioning: a class vector added to every level, before its BatchNorm
 
 
 class ConvTree(SequenceModel):
@@ -111,6 +112,12 @@ class ConvTree(SequenceModel):
         self.head = Linear(config.n_hidden, config.vocab_size, generator=generator)
         with torch.no_grad():
             self.head.weight *= 0.1
+        self.conditioning(config.n_classes, levels * config.n_hidden, generator)
+
+    def level_classes(self, cls, batch_size) -> list:
+        """Per level, (B, H) class vectors, or None."""
+        cond = self.class_vector(cls, batch_size)
+        return [None] * len(self.convs) if cond is None else list(cond.view(batch_size, len(self.convs), -1).unbind(1))
 
     def forward(self, idx, targets=None, cls=None):
         pad = self.config.block_size - 1
@@ -118,8 +125,10 @@ class ConvTree(SequenceModel):
         mask = None  # the positions that enter BatchNorm's batch statistics: none past a word's end
         if self.training and targets is not None:
             mask = F.pad(targets != IGNORE, (pad, 0), value=True)  # (B, T + pad)
-        for conv, norm, tanh in zip(self.convs, self.norms, self.tanhs):
+        for conv, norm, tanh, cond in zip(self.convs, self.norms, self.tanhs, self.level_classes(cls, len(idx))):
             x = conv(x, pad=False)  # (B, T', H): each level drops the first `dilation` positions
+            if cond is not None:
+                x = x + cond[:, None]
             mask = None if mask is None else mask[:, conv.dilation :]
             x = tanh(norm(x, mask))
         logits = self.head(x)  # (B, T, V)
@@ -141,18 +150,24 @@ class ConvTree(SequenceModel):
         return model.to(layers[0].weight.device).train(tree.training)
 
     def init_cache(self, batch_size: int, cls=None) -> ConvCache:
-        cache = ConvCache(self, [conv.empty_queue(1) for conv in self.convs], [None] * len(self.convs))
-        boundary = torch.full((1,), BOUNDARY, dtype=torch.long, device=self.head.weight.device)
+        classes = self.level_classes(cls, batch_size)
+        boundary = torch.full((batch_size,), BOUNDARY, dtype=torch.long, device=self.head.weight.device)
+        if classes[0] is None:  # the padding's state is the same for every row: stepped once, then copied
+            boundary = boundary[:1]
+        cache = ConvCache(self, [conv.empty_queue(len(boundary)) for conv in self.convs],
+                          [None if c is None else c[: len(boundary)] for c in classes])
         for _ in range(self.config.block_size - 1):  # the left padding of forward(), stepped into the queues
             self.step(boundary, cache)
-        cache.queues = [q.expand(batch_size, -1, -1).contiguous() for q in cache.queues]  # the same for every row
+        cache.queues = [q.expand(batch_size, -1, -1).contiguous() for q in cache.queues]
+        cache.cond = classes
         return cache
 
     def step(self, tokens, cache: ConvCache):
         """tokens (B,) at the next position -> logits (B, V) for the one after."""
         x = self.embedding(tokens)  # (B, C)
-        for conv, norm, tanh, queue in zip(self.convs, self.norms, self.tanhs, cache.queues):
-            x = tanh(norm(conv.step(x, queue, cache.t)))
+        for conv, norm, tanh, queue, cond in zip(self.convs, self.norms, self.tanhs, cache.queues, cache.cond):
+            x = conv.step(x, queue, cache.t)
+            x = tanh(norm(x if cond is None else x + cond))
         cache.t += 1
         return self.head(x)
 
@@ -237,9 +252,7 @@ class WaveNet(SequenceModel):
             GatedResidualBlock(config.n_embd, config.n_skip, k, d, config.norm, config.dropout, generator)
             for d in dilations
         )
-        self.cond = None
-        if config.n_classes:
-            self.cond = Embedding(config.n_classes, len(dilations) * 2 * config.n_embd, generator=generator)
+        self.conditioning(config.n_classes, len(dilations) * 2 * config.n_embd, generator)
         self.head1 = Linear(config.n_skip, config.n_skip, generator=generator)
         self.head2 = Linear(config.n_skip, config.vocab_size, generator=generator)
         with torch.no_grad():
@@ -250,12 +263,9 @@ class WaveNet(SequenceModel):
         return sum(block.conv.span for block in self.blocks) + 1
 
     def class_embeddings(self, cls, batch_size):
-        """(B, n_layers, 2C), or a list of None when the model is not conditioned."""
-        if self.cond is None:
-            return [None] * len(self.blocks)
-        if cls is None:
-            raise ConfigError("cls", "required: this model is conditioned on a class")
-        return self.cond(cls).view(batch_size, len(self.blocks), -1).unbind(1)
+        """Per layer, (B, 2C) class vectors, or None when the model is not conditioned."""
+        cond = self.class_vector(cls, batch_size)
+        return [None] * len(self.blocks) if cond is None else cond.view(batch_size, len(self.blocks), -1).unbind(1)
 
     def forward(self, idx, targets=None, cls=None):
         B, T = idx.shape

@@ -1,4 +1,4 @@
-// The page: the form posts to /api/generate and /api/next; no build step.
+// The page: the forms post to /api/generate, /api/next and /api/score; no build step.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -30,13 +30,18 @@ async function loadModel() {
   }
 }
 
+const lines = (id) => $(id).value.split("\n").map((s) => s.trimEnd()).filter((s) => s);
+
 function request() {
   const body = {
     n: Number($("n").value),
     temperature: Number($("temperature").value),
     prefix: $("prefix").value,
     novel_only: $("novel_only").checked,
+    unique: $("unique").checked,
+    exclude: lines("exclude"),
   };
+  for (const id of ["top_p", "min_len", "max_len"]) if ($(id).value !== "") body[id] = Number($(id).value);
   if (!$("class-label").hidden) body.class = $("class").value;
   return body;
 }
@@ -51,7 +56,8 @@ function showNames(data) {
     if (item.known) li.classList.add("known");
     list.append(li);
   }
-  $("stats").textContent = `novelty ${(100 * data.novelty).toFixed(1)}% of ${data.drawn} drawn`;
+  const found = data.complete ? "" : ` — only ${data.names.length} passed the filters in time`;
+  $("stats").textContent = `novelty ${(100 * data.novelty).toFixed(1)}% of ${data.drawn} drawn${found}`;
   $("results").hidden = false;
 }
 
@@ -93,6 +99,32 @@ $("form").addEventListener("submit", async (event) => {
     showError(error.message);
   } finally {
     $("generate").disabled = false;
+  }
+});
+
+function showScores(data) {
+  const body = $("scores").tBodies[0];
+  body.replaceChildren();
+  for (const s of data.scores) {
+    const row = body.insertRow();
+    const chars = [...s.word, "⏎"];
+    row.insertCell().textContent = s.word;
+    row.insertCell().textContent = s.logprob.toFixed(2);
+    row.insertCell().textContent = s.mean.toFixed(3);
+    row.insertCell().textContent = chars.map((c, i) => `${c} ${s.surprisal[i].toFixed(1)}`).join("  ");
+  }
+  $("scores").hidden = false;
+}
+
+$("score-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  showError("");
+  try {
+    const body = { words: lines("words") };
+    if (!$("class-label").hidden) body.class = $("class").value;
+    showScores(await post("/api/score", body));
+  } catch (error) {
+    showError(error.message);
   }
 });
 
