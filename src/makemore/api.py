@@ -14,7 +14,7 @@ import dataclasses
 from makemore.config import ListStats, RunSpec, auto_note, auto_recipe, on_gpu, preset_path, read_config, resolve_run
 from makemore.data import Corpus
 from makemore.errors import ConfigError
-from makemore.run import Run, Training, load_run
+from makemore.run import Run, Training, load_run, make_ensemble
 
 
 def resolve(data=None, *, preset: str | None = None, config=None, model: str | None = None, **settings) -> RunSpec:
@@ -59,3 +59,10 @@ def train(data=None, *, preset: str | None = None, config=None, model: str | Non
 def load(folder, device: str = "cpu") -> Run:
     """A trained run from its folder, ready to generate, evaluate and serve (device: cpu, cuda or auto)."""
     return load_run(folder, device=device)
+
+
+def ensemble(runs, out=None, weights=None) -> Run:
+    """Trained runs (of any families, on the same data) as one run whose next-character distribution is their
+    weighted mixture (uniform by default): it samples, scores, evaluates and serves as any run. It is written to
+    out (default: runs/ensemble, numbered if taken), with its val and train loss and each member's."""
+    return make_ensemble(list(runs), out, weights)

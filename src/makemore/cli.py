@@ -1,4 +1,4 @@
-"""The command line: makemore train | eval | sample | score | runs | plot | sweep | diagnose | serve.
+"""The command line: makemore train | eval | sample | score | ensemble | runs | plot | sweep | diagnose | serve.
 
 Argparse only: each command parses, calls the library and prints. The flags of settings are made from the
 library's field tables (config.TRAIN_FIELDS, models.OPTIONS, sample.SAMPLING); the library's errors name
@@ -8,6 +8,7 @@ fields, and main() spells each as the flag that sets it, in one line with exit c
 from __future__ import annotations
 
 import argparse
+import json
 import socket
 import sys
 from pathlib import Path
@@ -136,6 +137,13 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--port", type=number(int, 1, "a port", low_inclusive=True, high=65536), default=8000)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
 
+    p = sub.add_parser("ensemble", help="several trained runs as one: the mixture of their next-character "
+                       "distributions")
+    p.add_argument("runs", type=Path, nargs="+")
+    p.add_argument("--weights", type=flag_type(Field(float, "a member's weight", low=0, low_inclusive=True)),
+                   nargs="+", metavar="W", help="one weight per run, summing to 1 (default: equal)")
+    p.add_argument("--out", type=Path, help="the run folder (default: runs/ensemble, numbered if taken)")
+
     p = sub.add_parser("runs", help="a table of the runs in a folder, best val loss first: the losses of each run's "
                        "kept (best) model, its step, and the last val loss")
     p.add_argument("folder", type=Path, nargs="?", default=Path("runs"))
@@ -256,6 +264,17 @@ def cmd_score(args) -> int:
 # ----------------------------------------------------------------------------- runs, plots, sweeps, diagnostics
 
 
+def cmd_ensemble(args) -> int:
+    run = makemore.ensemble(args.runs, out=args.out, weights=args.weights)
+    summary = json.loads((run.folder / "summary.json").read_text())
+    for m in summary["members"]:
+        print(f"{m['run']}: {m['model']}, {m['params']:,} params, val {m['val_loss']:.4f}")
+    print(f"ensemble of {len(summary['members'])}: {summary['params']:,} params, train {summary['train_loss']:.4f}, "
+          f"val {summary['val_loss']:.4f}")
+    print(f"saved {run.folder}/")
+    return 0
+
+
 def cmd_runs(args) -> int:
     if not args.folder.is_dir():
         raise UserError(f"{args.folder}: no such folder")
@@ -338,7 +357,8 @@ def cmd_serve(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "score": cmd_score, "runs": cmd_runs,
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "score": cmd_score, "ensemble": cmd_ensemble,
+            "runs": cmd_runs,
             "plot": cmd_plot, "sweep": cmd_sweep, "diagnose": cmd_diagnose, "serve": cmd_serve}
 
 

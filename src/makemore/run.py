@@ -316,6 +316,9 @@ def resume_trainer(run: Run) -> Trainer:
     if run.train_config.backend != "torch":
         raise UserError(f"{run.folder}: a run of the {run.train_config.backend} backend cannot be resumed "
                         "(its optimizer state is not saved); train again")
+    if run.model_name in models.COMBINED:
+        raise UserError(f"{run.folder}: an {run.model_name} is made from trained runs, not trained; there is nothing "
+                        "to resume")
     if state["optimizer"] is None:
         raise UserError(f"{run.folder}: a {run.model_name} is counted in one pass; there is nothing to resume")
     if state["step"] >= run.train_config.steps:
@@ -341,6 +344,47 @@ def resume_trainer(run: Run) -> Trainer:
             k: v.detach().clone() for k, v in model.state_dict().items()}
         trainer.bad_evals = best["bad_evals"]
     return trainer
+
+
+def make_ensemble(folders, out=None, weights=None) -> Run:
+    """The runs' models as one ensemble run (the mixture of their next-character distributions, uniform unless
+    weights are given), written to the run folder out: its val and train loss, and each member's, in
+    summary.json. The runs share their data, so their split, and are not conditioned."""
+    runs = [load_run(f) for f in folders]
+    if not runs:
+        raise ConfigError("members", "give at least one run")
+    first = runs[0]
+    for run in runs[1:]:
+        if run.corpus.items != first.corpus.items:
+            raise UserError(f"{run.folder}: trained on other data than {first.folder}; an ensemble's runs share "
+                            "their data and its split")
+    for run in runs:
+        if run.corpus.classes:
+            raise UserError(f"{run.folder}: a conditioned run cannot be a member of an ensemble")
+    config = models.EnsembleConfig(first.vocab.size, first.corpus.longest + 1,
+                                   [{"model": r.model_name, "config": dataclasses.asdict(r.model.config)} for r in runs],
+                                   [float(w) for w in weights or []])
+    model = models.Ensemble(config, [r.model for r in runs]).eval()
+    folder = Path(out) if out is not None else default_run_folder(["ensemble"])
+    if folder.exists() and any(folder.iterdir()):
+        raise UserError(f"{folder}: exists and is not empty; an existing run is never overwritten")
+    start = time.perf_counter()
+    losses = {split: evaluate(model, examples(model, first.corpus, split)) for split in ("train", "val")}
+    folder.mkdir(parents=True, exist_ok=True)
+    name = "ensemble"
+    save_checkpoint(folder / CHECKPOINT, checkpoint_state(name, model, first.corpus, first.train_config))
+    write_atomic(folder / "config.json", json.dumps({"data": first.corpus.source, "model": name,
+                                                      "model_config": dataclasses.asdict(config),
+                                                      "members": [str(r.folder) for r in runs]}, indent=2) + "\n")
+    members = [{"run": str(r.folder), "model": r.model_name, "params": models.num_params(r.model),
+                "val_loss": r.evaluate("val")} for r in runs]
+    summary = {"model": name, "params": models.num_params(model), "step": 0, "train_loss": losses["train"],
+               "val_loss": losses["val"], "best_step": 0, "last_val_loss": losses["val"], "stopped": None,
+               "time_s": round(time.perf_counter() - start, 3), "tokens_per_s": None, "members": members}
+    write_atomic(folder / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_atomic(folder / "metrics.jsonl", json.dumps({"step": 0, "train_loss": losses["train"],
+                                                       "val_loss": losses["val"]}) + "\n")
+    return load_run(folder)
 
 
 def default_run_folder(data) -> Path:

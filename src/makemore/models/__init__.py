@@ -8,6 +8,7 @@ import itertools
 from makemore.errors import ConfigError
 from makemore.fields import Field
 from makemore.models.bigram import Bigram, BigramConfig
+from makemore.models.ensemble import Ensemble, EnsembleConfig
 from makemore.models.hierarchical import Hierarchical, HierarchicalConfig
 from makemore.models.mlp import MLP, MLPConfig
 from makemore.models.rnn import GRUConfig, LSTMConfig, Recurrent, RNNConfig
@@ -24,6 +25,9 @@ MODELS = {
     "gru": (GRUConfig, Recurrent),
     "lstm": (LSTMConfig, Recurrent),
     "transformer": (TransformerConfig, Transformer),
+}
+COMBINED = {  # made from trained runs (makemore ensemble), not trained: a checkpoint may hold one
+    "ensemble": (EnsembleConfig, Ensemble),
 }
 
 # The options of the models' configs that a user sets; a model takes those its config has. The others
@@ -45,6 +49,8 @@ OPTIONS = {
 
 
 def lookup(name: str):
+    if name in COMBINED:
+        return COMBINED[name]
     if name not in MODELS:
         raise ConfigError("model", f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
     return MODELS[name]
@@ -77,6 +83,8 @@ def make_config(name: str, **options):
 
 def build(name: str, config, generator=None):
     _, model_cls = lookup(name)
+    if model_cls is Ensemble:  # its members first, each from its own config
+        return Ensemble(config, [build(m["model"], make_config(m["model"], **m["config"])) for m in config.members])
     return model_cls(config, generator=generator)
 
 

@@ -1,0 +1,108 @@
+"""Several trained models as one: the weighted mixture of their next-character distributions.
+
+Averaging distributions (not logits) is the ensemble whose loss is at most the members' weighted mean loss
+(the log of a mixture is at least the mixture of the logs), and it samples, scores, evaluates and serves as any
+model does. Members may be of any family; window models are run on every position's window.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from makemore.data import BOUNDARY
+from makemore.errors import ConfigError
+from makemore.models.base import SequenceModel
+
+
+@dataclass
+class EnsembleConfig:
+    vocab_size: int = 27
+    block_size: int = 16  # the sequence length it is evaluated on: the longest item + 1
+    members: list = field(default_factory=list)  # [{"model": registry name, "config": its config as a dict}]
+    weights: list = field(default_factory=list)  # mixture weights, one per member, summing to 1; [] = uniform
+
+
+class Ensemble(SequenceModel):
+    def __init__(self, config: EnsembleConfig, members: list[nn.Module]):
+        super().__init__()
+        if not members or len(members) != len(config.members):
+            raise ConfigError("members", f"{len(config.members)} described, {len(members)} given; at least one")
+        weights = config.weights or [1 / len(members)] * len(members)
+        if len(weights) != len(members) or any(w < 0 for w in weights) or not math.isclose(sum(weights), 1.0):
+            raise ConfigError("weights", f"one weight of at least 0 per member, summing to 1; got {weights}")
+        for m in members:
+            if getattr(getattr(m, "config", None), "n_classes", 0):
+                raise ConfigError("members", "a conditioned model cannot be a member")
+        self.config = config
+        self.members = nn.ModuleList(members)
+        self.register_buffer("log_weights", torch.tensor(weights).log(), persistent=False)
+        self.cond = None
+
+    @property
+    def receptive_field(self) -> None:
+        return None  # the whole history: recurrent members read all of it
+
+    @property
+    def longest_word(self) -> int | None:
+        limits = [m.longest_word for m in self.members if getattr(m, "longest_word", None) is not None]
+        return min(limits) if limits else None
+
+    def member_logits(self, member, idx):  # (B, T) -> (B, T, V)
+        if not member.windowed:
+            return member(idx)[0]
+        B, T = idx.shape
+        bs = member.config.block_size
+        windows = F.pad(idx, (bs - 1, 0), value=BOUNDARY).unfold(1, bs, 1)  # (B, T, bs): position t's window
+        return member(windows.reshape(B * T, bs))[0].view(B, T, -1)
+
+    def mix(self, logits: list) -> torch.Tensor:
+        """log sum_i w_i softmax(logits_i): the mixture's log-probabilities, (..., V)."""
+        logp = torch.stack([F.log_softmax(x.float(), dim=-1) for x in logits])  # (M, ..., V)
+        return torch.logsumexp(logp + self.log_weights.view(-1, *[1] * (logp.dim() - 1)), dim=0)
+
+    def forward(self, idx, targets=None, cls=None):
+        logits = self.mix([self.member_logits(m, idx) for m in self.members])  # (B, T, V) log-probabilities
+        return logits, self.loss(logits, targets)
+
+    def init_cache(self, batch_size: int, cls=None) -> EnsembleCache:
+        return EnsembleCache(self.members, batch_size, self.log_weights.device)
+
+    def step(self, tokens, cache: EnsembleCache):
+        return self.mix(cache.step(tokens))
+
+
+class EnsembleCache:
+    """Each member's cache (its own, or the window of its last block_size tokens for a window model without
+    one)."""
+
+    def __init__(self, members, batch_size: int, device):
+        self.members = members
+        self.caches = []
+        for m in members:
+            if hasattr(m, "init_cache"):
+                self.caches.append(m.init_cache(batch_size))
+            else:
+                self.caches.append(torch.full((batch_size, m.config.block_size), BOUNDARY, dtype=torch.long,
+                                              device=device))
+
+    def step(self, tokens) -> list:
+        out = []
+        for k, (m, cache) in enumerate(zip(self.members, self.caches)):
+            if isinstance(cache, torch.Tensor):
+                self.caches[k] = cache = torch.cat([cache[:, 1:], tokens[:, None]], dim=1)
+                out.append(m(cache)[0])
+            else:
+                out.append(m.step(tokens, cache))
+        return out
+
+    def select(self, rows):
+        for k, cache in enumerate(self.caches):
+            if isinstance(cache, torch.Tensor):
+                self.caches[k] = cache[rows]
+            else:
+                cache.select(rows)
