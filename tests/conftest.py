@@ -80,6 +80,7 @@ VOCAB = Vocab.from_items(ITEMS)
 CORPUS = Corpus("test", ITEMS, VOCAB)
 TINY = {  # small but complete models of every registered family
     "bigram": {},
+    "ngram": dict(block_size=3),
     "mlp": dict(block_size=3, n_embd=5, n_hidden=16),
     "hierarchical": dict(block_size=8, n_embd=6, n_hidden=16),
     "conv": dict(block_size=8, n_embd=6, n_hidden=16),

@@ -155,3 +155,58 @@ def test_auto_scales_with_the_list_and_says_what_it_chose(tmp_path, word_file):
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("auto: 120 items, ")
     assert "gru 128 wide, dropout 0.5, up to 5 steps of 32, patience 10" in result.stdout.splitlines()[0]
+
+
+# ----------------------------------------------------------------------------- a moving average of the weights
+
+
+def test_the_moving_average_is_computed_as_written_and_evaluated_beside_the_weights(tmp_path):
+    """ema: after every step, averaged = ema * averaged + (1 - ema) * weights (the first step's weights to
+    start); each evaluation takes the better of the two, and the kept model is that evaluation's weights."""
+    cfg = overfit_config(steps=120, ema=0.9, lr=0.01)
+    trainer = make_trainer(CORPUS, "gru", OVERFIT, cfg)
+    by_hand, seen = {}, []
+
+    def follow(t, event):
+        if event == "step":
+            state = t.model.state_dict()
+            for k, v in state.items():
+                by_hand[k] = v.clone() if k not in by_hand else 0.9 * by_hand[k] + 0.1 * v
+            seen.append({k: torch.allclose(by_hand[k], t.averaged[k], atol=1e-6) for k in state})
+    trainer.add_callback(follow)
+    trainer = train(tmp_path, cfg, trainer=trainer)
+    assert all(all(s.values()) for s in seen) and len(seen) == 120
+    logged = evals(tmp_path)
+    assert {e["weights"] for e in logged} == {"average", "last"}  # each won somewhere
+    best = min(logged, key=lambda e: e["val_loss"])
+    run = load_run(tmp_path)
+    assert run.evaluate("val") == pytest.approx(best["val_loss"], abs=1e-9)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["best_weights"] == best["weights"] and summary["best_step"] == best["step"]
+    raw = make_trainer(CORPUS, "gru", OVERFIT, overfit_config(steps=120, lr=0.01))
+    raw.run()  # the same weights, step for step: the average is only read
+    last = load_run(tmp_path, weights="last").model.state_dict()
+    assert all(torch.equal(v, last[k]) for k, v in raw.model.state_dict().items())
+
+
+def test_resume_with_a_moving_average_equals_an_uninterrupted_run(tmp_path):
+    cfg = overfit_config(steps=200, ema=0.95, patience=0)
+    whole = train(tmp_path / "whole", cfg)
+    assert train(tmp_path / "killed", cfg, kill_at=130) is None
+    torch.manual_seed(99)
+    resumed = train(tmp_path / "killed", cfg, trainer=resume_trainer(load_run(tmp_path / "killed")))
+    assert (resumed.step, resumed.best) == (whole.step, whole.best)
+    assert all(torch.equal(whole.averaged[k], resumed.averaged[k]) for k in whole.averaged)
+    assert evals(tmp_path / "whole") == evals(tmp_path / "killed")
+    a, b = load_run(tmp_path / "whole").model.state_dict(), load_run(tmp_path / "killed").model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_ema_flag(tmp_path, word_file):
+    from conftest import assert_one_line_error
+
+    assert_one_line_error(cli("train", word_file, "--ema", 1.5, "--out", tmp_path / "a"), "--ema: ")
+    result = cli("train", word_file, "--model", "gru", "--ema", 0.99, "--steps", 60, "--eval-every", 20,
+                 "--optimizer", "adamw", "--lr", 0.01, "--out", tmp_path / "b", "--samples", 0)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["train"]["ema"] == 0.99

@@ -46,6 +46,8 @@ TRAIN_FIELDS = {
                            "kept either way", low=0, low_inclusive=True),
     "time_limit": Field(float, "stop after this many seconds of training (0: no limit); the best model is kept",
                         low=0, low_inclusive=True),
+    "ema": Field(float, "decay of an exponential moving average of the weights, evaluated beside them: the better "
+                        "of the two is the evaluation's (0: none; e.g. 0.999)", low=0, low_inclusive=True, high=1),
     "log_every": Field(int, "steps between the logged mean batch losses", low=0),
     "backend": Field(str, "jax: the JAX/Flax port (hierarchical, conv; pip install makemore[jax])", choices=BACKENDS),
 }
@@ -68,6 +70,7 @@ class TrainConfig:
     eval_every: int = 0  # 0: chosen by the trainer, from the sizes of the splits and the batch
     patience: int = 0
     time_limit: float = 0.0
+    ema: float = 0.0
     log_every: int = 1_000
     backend: str = "torch"
 

@@ -37,6 +37,10 @@ class Loop:
     eval_every steps and at the end: self.last_eval, and self.best, the evaluation with the lowest val loss so
     far) and 'end' (after the last evaluation).
 
+    With cfg.ema the backend keeps self.averaged, a moving average of the weights; each evaluation also
+    evaluates it, and the better of the two is the evaluation's (last_eval["weights"]: "last" or "average") and
+    may be the best.
+
     The run stops early when patience evaluations in a row bring no lower val loss, when time_limit seconds of
     training are spent, or when a callback sets stop; self.stopped says which. The weights of the best
     evaluation are kept in self.best_state (the last ones stay in the model, to go on from).
@@ -61,6 +65,7 @@ class Loop:
         self.best_state: dict | None = None  # the model's weights then
         self.bad_evals = 0  # evaluations since the best one
         self.stopped: str | None = None  # "patience", "time_limit" or "callback" when the run ended before its steps
+        self.averaged: dict | None = None  # with cfg.ema: the moving average of the weights (a state dict)
 
     def settle(self):
         """With the data in place: the training rows that evaluations before the last one read (a fixed sample as
@@ -126,12 +131,24 @@ class Loop:
         """Val over the whole split; train over the fixed sample, or over the whole split at the run's last
         evaluation (the end of its steps, or the one after which patience stops it)."""
         val = self.split_loss(self.val_data)
+        averaged = None
+        if self.averaged is not None:  # the moving average of the weights, evaluated in their place
+            raw = self.swap_weights(self.averaged)
+            averaged = self.split_loss(self.val_data)
+            if not averaged < val:
+                self.swap_weights(raw)
+        use_average = averaged is not None and averaged < val
+        val = min(val, averaged) if use_average else val
         worse = self.best is not None and not val < self.best["val_loss"]
         final = final or bool(worse and self.cfg.patience and self.bad_evals + 1 >= self.cfg.patience)
         train = self.split_loss(self.train_data if final else self.train_sample)
         self.last_eval = {"step": self.step, "train_loss": train, "val_loss": val}
+        if averaged is not None:
+            self.last_eval["weights"] = "average" if use_average else "last"
         self.before_eval_event()
         self.track_best()
+        if use_average:
+            self.swap_weights(raw)
         self.emit("eval")
         return self.last_eval
 
@@ -147,6 +164,10 @@ class Loop:
 
     def before_eval_event(self):
         """What must be current before the 'eval' callbacks (a checkpoint among them) run."""
+
+    def swap_weights(self, state: dict) -> dict:
+        """Put state's weights in the model; give back those it had (a backend with averaged weights)."""
+        raise NotImplementedError
 
     def final_evaluation(self) -> dict:
         if self.last_eval.get("step") == self.step:  # stopped by patience, or a callback, just after an evaluation

@@ -35,12 +35,13 @@ def save_checkpoint(path: Path, state: dict):
 
 
 def checkpoint_state(model_name, model, corpus: Corpus, train_cfg, optimizer=None, step=0, generator=None,
-                     elapsed=0.0, rank_rng_states=None, best=None, best_state=None, bad_evals=0) -> dict:
+                     elapsed=0.0, rank_rng_states=None, best=None, best_state=None, bad_evals=0, averaged=None) -> dict:
     """Everything a run folder needs: to sample and evaluate (the best weights, config, corpus), and to resume
     exactly (the last weights, optimizer state, step, the batch generator's and torch's random states, training
-    time so far, the best evaluation and the evaluations since)."""
+    time so far, the best evaluation and the evaluations since, the moving average of the weights)."""
     if best is not None:  # the best evaluation's weights; None where they are the last ones (no second copy)
-        best = dict(best, bad_evals=bad_evals, model=None if best["step"] == step else best_state)
+        last = best["step"] == step and best.get("weights") != "average"
+        best = dict(best, bad_evals=bad_evals, model=None if last else best_state)
     return {
         "format": CHECKPOINT_FORMAT,
         "model_name": model_name,
@@ -55,13 +56,14 @@ def checkpoint_state(model_name, model, corpus: Corpus, train_cfg, optimizer=Non
         "rank_rng_states": rank_rng_states,  # under torchrun: every rank's, at this step
         "elapsed": elapsed,
         "best": best,
+        "averaged": averaged,
     }
 
 
 def trainer_state(model_name, trainer, corpus: Corpus) -> dict:
     return checkpoint_state(model_name, trainer.model, corpus, trainer.cfg, trainer.optimizer, trainer.step,
                             trainer.generator, trainer.elapsed, trainer.rank_rng_states, trainer.best,
-                            trainer.best_state, trainer.bad_evals)
+                            trainer.best_state, trainer.bad_evals, trainer.averaged)
 
 
 @dataclass
@@ -266,6 +268,7 @@ class RunWriter:
             "last_train_loss": last["train_loss"],
             "last_val_loss": last["val_loss"],
             "stopped": trainer.stopped,
+            **({"best_weights": best.get("weights", "last")} if trainer.cfg.ema else {}),
             "time_s": round(trainer.elapsed, 3),
             "tokens_per_s": round(tokens / trainer.elapsed, 1) if trainer.elapsed > 0 else None,
         }
@@ -294,6 +297,8 @@ def make_trainer(corpus: Corpus, model_name: str, model_options: dict, cfg: Trai
 
         if world_size() > 1:
             raise ConfigError("backend", "jax trains in one process; run it without torchrun")
+        if cfg.ema:
+            raise ConfigError("ema", "not in the jax backend")
         require()
         if model_name not in JAX_MODELS:
             raise ConfigError("backend", f"model {model_name!r} has no JAX port; JAX models: {', '.join(JAX_MODELS)}")
@@ -339,10 +344,11 @@ def resume_trainer(run: Run) -> Trainer:
     trainer.step, trainer.elapsed = state["step"], state["elapsed"]
     best = state.get("best")
     if best is not None:  # which evaluation is best goes on as if the run had never stopped
-        trainer.best = {k: best[k] for k in ("step", "train_loss", "val_loss")}
+        trainer.best = {k: best[k] for k in ("step", "train_loss", "val_loss", "weights") if k in best}
         trainer.best_state = best["model"] if best["model"] is not None else {
             k: v.detach().clone() for k, v in model.state_dict().items()}
         trainer.bad_evals = best["bad_evals"]
+    trainer.averaged = state.get("averaged")
     return trainer
 
 

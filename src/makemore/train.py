@@ -200,7 +200,29 @@ class Trainer(Loop):
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.step()
+        if self.cfg.ema:
+            self.update_average()
         return loss.detach()  # with several ranks: this rank's share of the batch
+
+    @torch.no_grad()
+    def update_average(self):
+        """averaged <- ema * averaged + (1 - ema) * weights, for every float tensor of the state (BatchNorm's
+        running statistics too); the others (counts) are copied."""
+        state = self.model.state_dict()
+        if self.averaged is None:
+            self.averaged = {k: v.detach().clone() for k, v in state.items()}
+            return
+        for k, v in state.items():
+            if v.is_floating_point():
+                self.averaged[k].lerp_(v, 1 - self.cfg.ema)
+            else:
+                self.averaged[k].copy_(v)
+
+    @torch.no_grad()
+    def swap_weights(self, state: dict) -> dict:
+        current = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.model.load_state_dict(state)
+        return current
 
     def mean_losses(self, losses) -> tuple[float, float]:
         recent = torch.stack(losses)

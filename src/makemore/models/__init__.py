@@ -11,6 +11,7 @@ from makemore.models.bigram import Bigram, BigramConfig
 from makemore.models.ensemble import Ensemble, EnsembleConfig
 from makemore.models.hierarchical import Hierarchical, HierarchicalConfig
 from makemore.models.mlp import MLP, MLPConfig
+from makemore.models.ngram import NGram, NGramConfig
 from makemore.models.rnn import GRUConfig, LSTMConfig, Recurrent, RNNConfig
 from makemore.models.transformer import Transformer, TransformerConfig
 from makemore.models.wavenet import NORMS, ConvTree, ConvTreeConfig, WaveNet, WaveNetConfig
@@ -25,6 +26,7 @@ MODELS = {
     "gru": (GRUConfig, Recurrent),
     "lstm": (LSTMConfig, Recurrent),
     "transformer": (TransformerConfig, Transformer),
+    "ngram": (NGramConfig, NGram),
 }
 COMBINED = {  # made from trained runs (makemore ensemble), not trained: a checkpoint may hold one
     "ensemble": (EnsembleConfig, Ensemble),
@@ -38,6 +40,7 @@ OPTIONS = {
     "n_embd": Field(int, "embedding size", low=0),
     "n_hidden": Field(int, "hidden size", low=0),
     "smoothing": Field(float, "bigram: add-k smoothing", low=0, low_inclusive=True),
+    "discount": Field(float, "ngram: the Kneser-Ney discount", low=0, high=1),
     "n_skip": Field(int, "wavenet: skip channels", low=0),
     "n_stacks": Field(int, "wavenet: stacks of dilations 1 .. 2**k", low=0),
     "kernel_size": Field(int, "wavenet: convolution kernel", low=0),
