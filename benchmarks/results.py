@@ -7,7 +7,7 @@ and one per end), so each model sees the same characters.
 
 On names an epoch is 182,625 targets: 5,707 batches of 32 windows for the window models (mlp, hierarchical),
 or about 400 batches of 64 whole words for the sequence models. Each model keeps its own recipe (optimizer,
-learning rate, batch); the steps follow from the epochs. The bigram is counted in one pass. Per model and data
+learning rate, batch); the steps follow from the epochs. The bigram and the ngram are counted in one pass. Per model and data
 set: params, train / val / test loss over the whole splits, training time, and the novelty rate of 1,000
 samples (the share not in the data set). Test is computed once per model, at the end, and chooses nothing.
 Two rows are not families: gru-ema, the GRU with a moving average of its weights (decay 0.999) evaluated beside
@@ -32,6 +32,7 @@ ADAMW = dict(optimizer="adamw", lr=3e-3, weight_decay=0.1, schedule="cosine", ba
 
 RECIPES = {  # row -> (model, options, training)
     "bigram": ("bigram", {}, {}),
+    "ngram": ("ngram", dict(block_size=5, discount=0.9), {}),  # Kneser-Ney, counted like the bigram
     "mlp": ("mlp", dict(block_size=3, n_embd=10, n_hidden=200), LECTURE),  # part 3's MLP, 12,097 params
     "hierarchical": ("hierarchical", {}, LECTURE),  # part 5's model, 76,579 params
     "conv": ("conv", {}, dict(ADAMW, weight_decay=0.0)),  # the same tree as dilated convolutions over whole words

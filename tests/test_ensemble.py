@@ -92,6 +92,11 @@ def test_makemore_ensemble_makes_a_run_like_any_other(member_runs, tmp_path):
     member_vals = [makemore.load(r).evaluate("val") for r in member_runs]
     assert summary["val_loss"] <= sum(member_vals) / 2  # at most the mean of its members'
     assert summary["params"] == sum(models.num_params(makemore.load(r).model) for r in member_runs)
+    ngram = tmp_path / "ngram"
+    assert cli("train", member_runs[0].parent / "words.txt", "--model", "ngram", "--out", ngram).returncode == 0
+    assert makemore.ensemble([member_runs[0], ngram], out=tmp_path / "with-ngram").state["model_name"] == "ensemble"
+    assert models.num_params(makemore.load(tmp_path / "with-ngram").model) == sum(
+        models.num_params(makemore.load(r).model) for r in (member_runs[0], ngram))  # the count table's entries too
     sample = cli("sample", out, "-n", 5, "--seed", 1)
     assert sample.returncode == 0 and len(sample.stdout.splitlines()) == 6
     [score] = run.score(["maria"])

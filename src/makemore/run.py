@@ -441,7 +441,9 @@ class Training:
         lines = [f"{self.corpus.source}: {len(self.corpus.items):,} items, vocabulary of {self.corpus.vocab.size}; "
                  f"{len(t.train_data[0]):,} train / {len(t.val_data[0]):,} val examples",
                  f"model {self.model_name}: {models.num_params(t.model):,} parameters; {t.cfg.steps:,} steps on "
-                 f"{t.device}{ranks}, evaluated every {t.cfg.eval_every:,}; run folder {self.folder}"]
+                 f"{t.device}{ranks}, evaluated every {t.cfg.eval_every:,}; run folder {self.folder}"
+                 if t.optimizer is not None else
+                 f"model {self.model_name}: counted in one pass on {t.device}; run folder {self.folder}"]
         return [self.note, *lines] if self.note else lines
 
     def run(self, callbacks=(), verbose: bool = True) -> Run | None:

@@ -44,6 +44,11 @@ class Ensemble(SequenceModel):
         self.cond = None
 
     @property
+    def num_params(self) -> int:
+        """Every member's, a count table's counted as its entries (as the registry counts them)."""
+        return sum(getattr(m, "num_params", None) or sum(p.numel() for p in m.parameters()) for m in self.members)
+
+    @property
     def receptive_field(self) -> None:
         return None  # the whole history: recurrent members read all of it
 
