@@ -201,10 +201,12 @@ def cmd_train(args) -> int:
         why = {"patience": f"{trainer.cfg.patience} evaluations without a lower val loss",
                "time_limit": f"the time limit of {trainer.cfg.time_limit:g} s"}[trainer.stopped]
         print(f"stopped at step {trainer.step:,} of {trainer.cfg.steps:,}: {why}")
-    averaged = " (the moving average of the weights)" if best.get("weights") == "average" else ""
-    if best["step"] != last["step"] or averaged:
-        print(f"kept the best model, of step {best['step']:,}{averaged} (the last evaluation, of step "
-              f"{last['step']:,}: train {last['train_loss']:.4f}, val {last['val_loss']:.4f})")
+    kept = "the moving average of the weights" if best.get("weights") == "average" else "the best model"
+    if best["step"] != last["step"]:
+        print(f"kept {kept}, of step {best['step']:,} (the last evaluation, of step {last['step']:,}: "
+              f"train {last['train_loss']:.4f}, val {last['val_loss']:.4f})")
+    elif best.get("weights") == "average":
+        print(f"kept {kept}, evaluated better than the weights themselves")
     print(f"train {best['train_loss']:.4f}")
     print(f"val {best['val_loss']:.4f}")
     if args.samples:
