@@ -206,6 +206,8 @@ def test_ema_flag(tmp_path, word_file):
     from conftest import assert_one_line_error
 
     assert_one_line_error(cli("train", word_file, "--ema", 1.5, "--out", tmp_path / "a"), "--ema: ")
+    assert_one_line_error(cli("train", word_file, "--model", "hierarchical", "--backend", "jax", "--ema", 0.9,
+                              "--out", tmp_path / "j"), "--ema: not in the jax backend")
     result = cli("train", word_file, "--model", "gru", "--ema", 0.99, "--steps", 60, "--eval-every", 20,
                  "--optimizer", "adamw", "--lr", 0.01, "--out", tmp_path / "b", "--samples", 0)
     assert result.returncode == 0, result.stderr
