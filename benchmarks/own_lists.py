@@ -2,7 +2,8 @@
 train them: `makemore train my_list.txt` against `--preset fast | wavenet | best-small | lecture` and the bigram.
 
     MAKEMORE_DATA=../shared/data python benchmarks/own_lists.py [--sources names,spanish-places,english-words]
-        [--sizes 50,300,1000,3000,10000,0] [--recipes auto,fast,wavenet,best-small,lecture,bigram] [--threads 1]
+        [--sizes 50,300,1000,3000,10000,0] [--recipes auto,fast,wavenet,best-small,lecture,bigram,ngram,auto+ngram]
+        [--threads 1]
         [--part K/N] [--out results.jsonl]
 
 The ladder: each source at 50, 300, 1,000, 3,000 and 10,000 items and whole (size 0); a size at or above the
@@ -33,7 +34,7 @@ from makemore.data import read_source
 
 SOURCES = ("names", "spanish-places", "english-words")
 SIZES = (50, 300, 1000, 3000, 10000, 0)
-RECIPES = ("auto", "fast", "wavenet", "best-small", "lecture", "bigram")
+RECIPES = ("auto", "fast", "wavenet", "best-small", "lecture", "bigram", "ngram", "auto+ngram")
 
 
 def rungs(sources, sizes):
@@ -58,9 +59,14 @@ def write_rung(source, size, folder: Path) -> Path:
 
 
 def train(recipe, data: Path, out: Path) -> dict:
-    kind = {"auto": {}, "bigram": dict(model="bigram")}.get(recipe, dict(preset=recipe))
     wall, cpu = time.perf_counter(), time.process_time()
-    run = makemore.train(data, out=out, verbose=False, device="cpu", **kind)
+    if recipe == "auto+ngram":  # the default recipe's GRU and the default n-gram, mixed with equal weights
+        members = [makemore.train(data, out=out.with_name(out.name + "-" + name), verbose=False, device="cpu", **kind)
+                   for name, kind in (("gru", {}), ("ngram", dict(model="ngram")))]
+        run = makemore.ensemble([m.folder for m in members], out=out)
+    else:
+        kind = {"auto": {}, "bigram": dict(model="bigram"), "ngram": dict(model="ngram")}.get(recipe, dict(preset=recipe))
+        run = makemore.train(data, out=out, verbose=False, device="cpu", **kind)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     samples = run.generate(1000, seed=0)
     known = run.known()
@@ -85,7 +91,7 @@ def table(rows):
                  if r in got else "" for r in recipes]
         print(f"| {source} {size or 'whole'} | {items:,} | " + " | ".join(cells) + " |")
     print("\ncells: val / test, training time (CPU seconds), novelty of 1,000 samples")
-    presets = [r for r in recipes if r not in ("auto", "bigram")]
+    presets = [r for r in recipes if r not in ("auto", "bigram", "ngram", "auto+ngram")]
     complete = {k: v for k, v in by_rung.items() if all(r in v for r in ["auto", *presets])}
     if not complete:
         return
