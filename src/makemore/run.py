@@ -113,8 +113,6 @@ class Run:
         SAMPLING["n"].check("n", n)
         SAMPLING["seconds"].check("seconds", seconds)
         index = self.corpus.class_index(cls)
-        if top_k is not None:
-            top_k = max(1, min(SAMPLING["top_k"].check("top_k", top_k), self.vocab.size))
         options = Options(temperature, top_k, top_p, prefix, index, min_len,
                           default_max_len(self.corpus.longest, prefix) if max_len is None else max_len).check(self.vocab)
         generator = torch.Generator(device=models.device_of(self.model))

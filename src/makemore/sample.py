@@ -9,6 +9,7 @@ needed, bounded in rounds and in time. score() gives the log-probability of give
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -61,6 +62,8 @@ class Options:
         if self.max_len is not None and self.max_len < max(self.min_len, len(self.prefix)):
             raise ConfigError("max_len", f"{self.max_len} is below {{min_len}} ({self.min_len}) or the prefix's "
                                          f"length ({len(self.prefix)})", mentions=("min_len",))
+        if self.top_k is not None:  # more than the vocabulary is all of it
+            return dataclasses.replace(self, top_k=min(self.top_k, vocab.size))
         return self
 
 
@@ -261,8 +264,6 @@ def generate(model, vocab: Vocab, n: int, *, max_len: int, temperature: float = 
     cut); with logprobs, each with its log-probability under the model. Models with a cache generate with it
     unless cached=False; the others run naively over their context."""
     options = Options(temperature, top_k, top_p, prefix, cls, min_len, max_len).check(vocab)
-    if top_k is not None:
-        options = Options(temperature, max(1, min(top_k, vocab.size)), top_p, prefix, cls, min_len, max_len)
     words = [w for w in generate_jobs(model, vocab, [Job(n, options, generator)], cached, logprobs)[0] if w]
     return words if logprobs else [w for w, _ in words]
 
