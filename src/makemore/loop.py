@@ -131,23 +131,24 @@ class Loop:
         """Val over the whole split; train over the fixed sample, or over the whole split at the run's last
         evaluation (the end of its steps, or the one after which patience stops it)."""
         val = self.split_loss(self.val_data)
-        averaged = None
+        raw = None  # the weights, while the better average stands in their place
         if self.averaged is not None:  # the moving average of the weights, evaluated in their place
             raw = self.swap_weights(self.averaged)
             averaged = self.split_loss(self.val_data)
-            if not averaged < val:
+            if averaged < val:
+                val = averaged
+            else:
                 self.swap_weights(raw)
-        use_average = averaged is not None and averaged < val
-        val = min(val, averaged) if use_average else val
+                raw = None
         worse = self.best is not None and not val < self.best["val_loss"]
         final = final or bool(worse and self.cfg.patience and self.bad_evals + 1 >= self.cfg.patience)
         train = self.split_loss(self.train_data if final else self.train_sample)
         self.last_eval = {"step": self.step, "train_loss": train, "val_loss": val}
-        if averaged is not None:
-            self.last_eval["weights"] = "average" if use_average else "last"
+        if self.averaged is not None:
+            self.last_eval["weights"] = "last" if raw is None else "average"
         self.before_eval_event()
         self.track_best()
-        if use_average:
+        if raw is not None:
             self.swap_weights(raw)
         self.emit("eval")
         return self.last_eval

@@ -76,10 +76,6 @@ class Job:
     generator: torch.Generator | None = None
 
 
-def check_sampling_options(vocab: Vocab, temperature: float, prefix: str, top_k: int | None = None):
-    Options(temperature=temperature, top_k=top_k, prefix=prefix).check(vocab)
-
-
 def next_token(logits, temperature, top_k=None, generator=None, *, top_p=None, u=None):
     """Sample one token per row of logits (B, V) -> (B, 1). temperature is a number or per row (B, 1); top_k and
     top_p are None, a number, or per row (B, 1) with no limit where top_k >= V or top_p is nan. u: a uniform
@@ -148,26 +144,29 @@ class CachedStep:
         return self.model.step(tokens, self.cache)
 
 
+class MixtureStep:
+    """An ensemble's next-token log-probabilities: each member steps as it would alone (its own cache, or its
+    window), and the ensemble mixes their distributions."""
+
+    def __init__(self, model, batch_size: int, device, cls=None):
+        self.model, self.steps = model, [make_step(m, batch_size, None) for m in model.members]
+
+    def select(self, rows):
+        for step in self.steps:
+            step.select(rows)
+
+    def __call__(self, tokens):
+        return self.model.mix([step(tokens) for step in self.steps])
+
+
 def has_cache(model) -> bool:
-    return hasattr(model, "init_cache")
+    return hasattr(model, "init_cache") or hasattr(model, "members")
 
 
 def make_step(model, n: int, cls: torch.Tensor | None, cached: bool = True):
+    if cached and hasattr(model, "members"):
+        return MixtureStep(model, n, device_of(model), cls)
     return (CachedStep if cached and has_cache(model) else NaiveStep)(model, n, device_of(model), cls)
-
-
-def prime(model, vocab: Vocab, n: int, prefix: str, cls: int | None = None, cached: bool = True):
-    """The start of generation for n words: (step, logits (n, V) for the character after prefix, the prefix's
-    log-probability (n,))."""
-    device = device_of(model)
-    classes = None if cls is None else torch.full((n,), cls, dtype=torch.long, device=device)
-    step = make_step(model, n, classes, cached)
-    score = torch.zeros(n, dtype=torch.float64, device=device)
-    logits = step(torch.full((n,), BOUNDARY, dtype=torch.long, device=device))  # (n, V)
-    for token in vocab.encode(prefix):
-        score += F.log_softmax(logits.double(), dim=-1)[:, token]
-        logits = step(torch.full((n,), token, dtype=torch.long, device=device))
-    return step, logits, score
 
 
 def longest_word(model, max_len: int) -> int:
@@ -372,7 +371,10 @@ def next_char_probs(model, vocab: Vocab, prefix: str = "", *, cls: int | None = 
     Options(prefix=prefix).check(vocab)
     was_training = model.training
     model.eval()
-    _, logits, _ = prime(model, vocab, 1, prefix, cls)
+    device = device_of(model)
+    step = make_step(model, 1, None if cls is None else torch.tensor([cls], device=device))
+    for token in [BOUNDARY, *vocab.encode(prefix)]:
+        logits = step(torch.tensor([token], device=device))  # (1, V): the character after what was stepped
     model.train(was_training)
     return F.softmax(logits[0].double(), dim=-1).tolist()
 

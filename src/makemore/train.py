@@ -148,6 +148,7 @@ class Trainer(Loop):
         self.generator = generator
         self.batches = Batches(self.train_data, cfg.batch_size, generator, device)
         self.optimizer = build_optimizer(model, cfg)
+        self.average_pairs = None  # with cfg.ema: (averaged, weights) float tensors and (averaged, live) others
         self.net = model  # what the training step calls: the model, or its DistributedDataParallel wrapper
         if ranks.world > 1 and self.optimizer is not None:
             if cfg.batch_size % ranks.world:
@@ -207,16 +208,20 @@ class Trainer(Loop):
     @torch.no_grad()
     def update_average(self):
         """averaged <- ema * averaged + (1 - ema) * weights, for every float tensor of the state (BatchNorm's
-        running statistics too); the others (counts) are copied."""
-        state = self.model.state_dict()
+        running statistics too); the others (counts) are copied. One fused update per step: the pairs of
+        tensors are found once (the model's tensors stay the same objects: loading weights copies into them)."""
         if self.averaged is None:
-            self.averaged = {k: v.detach().clone() for k, v in state.items()}
-            return
-        for k, v in state.items():
-            if v.is_floating_point():
-                self.averaged[k].lerp_(v, 1 - self.cfg.ema)
-            else:
-                self.averaged[k].copy_(v)
+            self.averaged = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        if self.average_pairs is None:
+            state = self.model.state_dict()
+            floats = [k for k, v in state.items() if v.is_floating_point()]
+            others = [k for k in state if k not in floats]
+            self.average_pairs = tuple(([self.averaged[k] for k in keys], [state[k] for k in keys])
+                                       for keys in (floats, others))
+        (averaged, weights), (counts, live) = self.average_pairs
+        torch._foreach_lerp_(averaged, weights, 1 - self.cfg.ema)
+        if counts:
+            torch._foreach_copy_(counts, live)
 
     @torch.no_grad()
     def swap_weights(self, state: dict) -> dict:

@@ -2,7 +2,8 @@
 
 Averaging distributions (not logits) is the ensemble whose loss is at most the members' weighted mean loss
 (the log of a mixture is at least the mixture of the logs), and it samples, scores, evaluates and serves as any
-model does. Members may be of any family; window models are run on every position's window.
+model does. Members may be of any family; window models are run on every position's window. In generation each
+member steps as it would alone (sample.MixtureStep) and mix() combines them.
 """
 
 from __future__ import annotations
@@ -73,41 +74,3 @@ class Ensemble(SequenceModel):
     def forward(self, idx, targets=None, cls=None):
         logits = self.mix([self.member_logits(m, idx) for m in self.members])  # (B, T, V) log-probabilities
         return logits, self.loss(logits, targets)
-
-    def init_cache(self, batch_size: int, cls=None) -> EnsembleCache:
-        return EnsembleCache(self.members, batch_size, self.log_weights.device)
-
-    def step(self, tokens, cache: EnsembleCache):
-        return self.mix(cache.step(tokens))
-
-
-class EnsembleCache:
-    """Each member's cache (its own, or the window of its last block_size tokens for a window model without
-    one)."""
-
-    def __init__(self, members, batch_size: int, device):
-        self.members = members
-        self.caches = []
-        for m in members:
-            if hasattr(m, "init_cache"):
-                self.caches.append(m.init_cache(batch_size))
-            else:
-                self.caches.append(torch.full((batch_size, m.config.block_size), BOUNDARY, dtype=torch.long,
-                                              device=device))
-
-    def step(self, tokens) -> list:
-        out = []
-        for k, (m, cache) in enumerate(zip(self.members, self.caches)):
-            if isinstance(cache, torch.Tensor):
-                self.caches[k] = cache = torch.cat([cache[:, 1:], tokens[:, None]], dim=1)
-                out.append(m(cache)[0])
-            else:
-                out.append(m.step(tokens, cache))
-        return out
-
-    def select(self, rows):
-        for k, cache in enumerate(self.caches):
-            if isinstance(cache, torch.Tensor):
-                self.caches[k] = cache[rows]
-            else:
-                cache.select(rows)
