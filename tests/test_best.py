@@ -76,11 +76,14 @@ def test_early_stopping_stops_after_patience_evaluations_without_a_lower_val(tmp
     assert stop_at == len(logged) - 1  # it stopped at the first evaluation the rule stops at, not later
     assert trainer.stopped == "patience" and trainer.step == 20 * len(logged) < 400
     assert json.loads((tmp_path / "summary.json").read_text())["stopped"] == "patience"
+    result = cli("train", "--resume", tmp_path)  # more steps would only train past the rule that stopped it
+    assert result.returncode == 2 and f"the run stopped early (patience) at step {trainer.step:,}" in result.stderr
 
 
 def test_time_limit_stops_and_keeps_the_best(tmp_path):
     trainer = train(tmp_path, overfit_config(steps=10**6, time_limit=2.0))
     assert trainer.stopped == "time_limit" and trainer.step < 10**6
+    assert "the run stopped early (time limit)" in cli("train", "--resume", tmp_path).stderr
     logged = evals(tmp_path)
     assert logged[-1]["step"] == trainer.step  # evaluated where it stopped
     best = min(logged, key=lambda e: e["val_loss"])

@@ -114,5 +114,89 @@ def test_makemore_ensemble_refuses_what_it_cannot_combine(member_runs, tmp_path,
     assert_one_line_error(cli("ensemble", *member_runs, "--weights", 0.5, "--out", tmp_path / "y"),
                           "--weights: one weight of at least 0 per member, summing to 1; got [0.5]")
     assert_one_line_error(cli("ensemble", *member_runs, "--weights", "x", 0.5), "--weights: ")
-    assert_one_line_error(cli("ensemble", *member_runs, "--out", member_runs[0]), "exists and is not empty")
+    assert_one_line_error(cli("ensemble", *member_runs, "--out", member_runs[0]), "already holds a run")
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+# ----------------------------------------------------------------------------- ensemble recipes: [[members]]
+
+GRU_MEMBER = """
+[[members]]
+model = "gru"
+n_embd = 8
+n_hidden = 16
+steps = 30
+batch_size = 16
+eval_every = 10
+optimizer = "adamw"
+lr = 0.01
+"""
+RECIPE = 'data = "{data}"\n' + GRU_MEMBER * 2 + '\n[[members]]\nmodel = "ngram"\nblock_size = 2\n'
+
+
+@pytest.fixture
+def recipe(tmp_path, word_file):
+    path = tmp_path / "ens.toml"
+    path.write_text(RECIPE.format(data=word_file.as_posix()), encoding="utf-8")
+    return path
+
+
+def test_an_ensemble_recipe_trains_each_member_then_mixes_them(recipe, tmp_path):
+    run = makemore.train(config=recipe, out=tmp_path / "ens", verbose=False)
+    folders = [tmp_path / "ens" / "members" / name for name in ("1-gru", "2-gru", "3-ngram")]
+    seeds = [json.loads((f / "config.json").read_text())["train"]["seed"] for f in folders]
+    assert run.model_name == "ensemble" and seeds == [42, 43, 44]  # one seed names the ensemble: seed + i
+    by_hand = makemore.ensemble(folders, out=tmp_path / "by-hand")
+    assert run.evaluate("val") == by_hand.evaluate("val")
+    grus = [makemore.load(f).model.state_dict() for f in folders[:2]]
+    assert not torch.equal(grus[0]["embedding.weight"], grus[1]["embedding.weight"])  # two seeds, two models
+    summary = json.loads((tmp_path / "ens" / "summary.json").read_text())
+    assert [m["model"] for m in summary["members"]] == ["gru", "gru", "ngram"]
+    spec = makemore.resolve(config=recipe, seed=7, steps=5)
+    assert [(m.train.seed, m.train.steps) for m in spec.members] == [(7, 5), (8, 5), (9, 5)]  # flags: each member
+
+
+def test_an_interrupted_ensemble_recipe_resumes_to_the_same_ensemble(recipe, tmp_path):
+    whole = makemore.train(config=recipe, out=tmp_path / "whole", verbose=False)
+
+    def interrupt(trainer, event):  # in the second member, after its checkpoint of step 20
+        if event == "step" and trainer.cfg.seed == 43 and trainer.step == 25:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        makemore.train(config=recipe, out=tmp_path / "cut", verbose=False, callbacks=[interrupt])
+    assert not (tmp_path / "cut" / "model.pt").exists() and (tmp_path / "cut" / "members" / "2-gru" / "model.pt").exists()
+    result = cli("train", "--resume", tmp_path / "cut", "--samples", 0)
+    assert result.returncode == 0, result.stderr
+    assert "member 3: ngram" in result.stdout and "1-gru" not in result.stdout  # the first member was not retrained
+    cut = makemore.load(tmp_path / "cut")
+    assert cut.evaluate("val") == whole.evaluate("val")
+    for a, b in zip(whole.model.state_dict().values(), cut.model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert_one_line_error(cli("train", "--resume", tmp_path / "cut"), "its members are trained and mixed")
+    assert_one_line_error(cli("train", "--config", recipe, "--out", tmp_path / "cut"), "--out: ", "already holds a run")
+
+
+def test_the_best_preset_is_three_default_runs_and_the_default_ngram(word_file):
+    spec = makemore.resolve(word_file, preset="best")
+    assert spec.model_name == "ensemble" and not spec.weights
+    assert [m.model_name for m in spec.members] == ["gru", "gru", "gru", "ngram"]
+    assert [m.train.seed for m in spec.members] == [42, 43, 44, 45]
+    assert all(m.note.startswith("auto: ") for m in spec.members[:3])  # the auto recipe, as `makemore train` chooses
+    assert spec.members[3].options == {}  # the n-gram's defaults
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ('[[members]]\nn_hidden = -1\nmodel = "gru"', "[[members]] 1: n_hidden: "),
+    ('[[members]]\nlr = "x"', "[[members]] 1 lr: "),
+    ('[[members]]\nwidth = 3', "[[members]] 1: unknown key 'width'"),
+    ('[[members]]\npreset = "fast"\nmodel = "gru"', "give preset or model, not both"),
+    ('weights = [1.0, 2.0]\n[[members]]', "2 weights for 1 members"),
+    ('model = "gru"\n[[members]]', "a file with [[members]] describes an ensemble"),
+    ('members = 3', "members must be tables"),
+])
+def test_a_bad_recipe_is_a_one_line_error_naming_the_file(tmp_path, word_file, text, fragment):
+    path = tmp_path / "bad.toml"
+    path.write_text(text + "\n", encoding="utf-8")
+    assert_one_line_error(cli("train", word_file, "--config", path, "--out", tmp_path / "r"), f"{path}: ", fragment)
+    assert not (tmp_path / "r").exists()

@@ -20,7 +20,7 @@ from makemore.config import TOP_FIELDS, TRAIN_FIELDS, TrainConfig, presets
 from makemore.data import DATASETS, SPLITS, read_items
 from makemore.errors import ConfigError, UserError
 from makemore.fields import Field
-from makemore.run import Training, read_run_files
+from makemore.run import EnsembleTraining, new_training, read_run_files, resume_training
 from makemore.sample import SAMPLING
 
 
@@ -170,13 +170,18 @@ def cmd_train(args) -> int:
         if args.data or args.config or args.preset:
             raise ConfigError("resume", "the run folder holds its data and config; give neither data nor {config} "
                                         "or {preset}", mentions=("config", "preset"))
-        training = Training.resume(args.resume)
+        training = resume_training(args.resume)
     else:
         settings = {name: getattr(args, name) for name in [*TRAIN_FIELDS, *models.OPTIONS, "condition", "ascii"]}
         spec = makemore.resolve(args.data, preset=args.preset, config=args.config, model=args.model, **settings)
         if args.tensorboard:
             require_tensorboard()  # before the run folder is made
-        training = Training.new(spec, args.out)
+        training = new_training(spec, args.out)
+    if isinstance(training, EnsembleTraining):
+        if args.tensorboard or args.track_stats:
+            raise ConfigError("tensorboard" if args.tensorboard else "track_stats",
+                              "not for an ensemble recipe: give it to a member's own run")
+        return train_ensemble(training, args)
     callbacks = []
     if args.tensorboard and training.writer:
         callbacks.append(TensorBoard(training.folder))
@@ -185,10 +190,7 @@ def cmd_train(args) -> int:
     try:
         run = training.run(callbacks)
     except KeyboardInterrupt:
-        saved = training.writer.saved_step if training.writer else None
-        where = f"the checkpoint in {training.folder} is from step {saved}" if saved is not None else "no checkpoint was written"
-        print(f"\ninterrupted at step {training.trainer.step}; {where}; makemore train --resume {training.folder} goes on",
-              file=sys.stderr)
+        print(f"\n{training.interrupted()}; makemore train --resume {training.folder} goes on", file=sys.stderr)
         return 130
     finally:
         for fn in callbacks:
@@ -215,6 +217,25 @@ def cmd_train(args) -> int:
                 print(f"class {cls}:")
             print_samples(run, args.samples, seed=training.trainer.cfg.seed, cls=cls)
     print(f"saved {training.folder}/ (model.pt, config.json, metrics.jsonl, loss.png)")
+    return 0
+
+
+def train_ensemble(training: EnsembleTraining, args) -> int:
+    """An ensemble recipe: each member's run as `train` shows one, then the mixture's losses."""
+    try:
+        run = training.run()
+    except KeyboardInterrupt:
+        print(f"\n{training.interrupted()}", file=sys.stderr)
+        return 130
+    summary = json.loads((run.folder / "summary.json").read_text())
+    for i, member in enumerate(summary["members"], 1):
+        print(f"member {i}: {member['model']}, {member['params']:,} parameters, val {member['val_loss']:.4f}")
+    print(f"ensemble of {len(summary['members'])}: {summary['params']:,} parameters")
+    print(f"train {summary['train_loss']:.4f}")
+    print(f"val {summary['val_loss']:.4f}")
+    if args.samples:
+        print_samples(run, args.samples, seed=run.train_config.seed)
+    print(f"saved {training.folder}/ (model.pt, config.json, summary.json; members/: each member's run)")
     return 0
 
 

@@ -147,13 +147,26 @@ def read_config(path: Path) -> dict:
         elif key == "data":
             if not (isinstance(value, str) or isinstance(value, list) and all(isinstance(v, str) for v in value)):
                 raise UserError(f"{path}: data must be a string or a list of strings")
+        elif key == "members":
+            check_members(path, value)
+        elif key == "weights":
+            if not (isinstance(value, list) and all(isinstance(w, (int, float)) and w > 0 for w in value)):
+                raise UserError(f"{path}: weights must be a list of positive numbers, one per member")
         elif key in TOP_FIELDS:
             if TOP_FIELDS[key].type is bool and not isinstance(value, bool):
                 raise UserError(f"{path}: {key} must be true or false")
             in_file(path, key, lambda: TOP_FIELDS[key].check(key, value))
         else:
             raise UserError(f"{path}: unknown key {key!r}; valid keys: "
-                            f"{', '.join(['data', *TOP_FIELDS, '[options]', '[train]', '[cuda]'])}")
+                            f"{', '.join(['data', *TOP_FIELDS, '[options]', '[train]', '[cuda]', '[[members]]', 'weights'])}")
+    if "members" in doc:
+        if doc.get("model", "ensemble") != "ensemble" or any(k in doc for k in (*TABLES, "cuda", "condition")):
+            raise UserError(f"{path}: a file with [[members]] describes an ensemble: only data, ascii, weights and "
+                            "[[members]] go beside them")
+        if "weights" in doc and len(doc["weights"]) != len(doc["members"]):
+            raise UserError(f"{path}: {len(doc['weights'])} weights for {len(doc['members'])} members")
+    elif "weights" in doc:
+        raise UserError(f"{path}: weights without [[members]]")
     for key, value in doc.get("cuda", {}).items():
         if key not in TABLES or not isinstance(value, dict):
             raise UserError(f"{path}: [cuda] holds only the tables [cuda.options] and [cuda.train], not {key!r}")
@@ -161,6 +174,29 @@ def read_config(path: Path) -> dict:
         for key, value in entries.items():
             check_train_value(path, table, key, value)
     return doc
+
+
+MEMBER_KEYS = ("preset", "model")  # and any training field or model option
+
+
+def check_members(path, members):
+    """[[members]]: each member a run of its own, as train() takes it: a preset or a model (neither: the auto
+    recipe) and any training field or model option; the options are checked when the member is resolved."""
+    if not (isinstance(members, list) and members and all(isinstance(m, dict) for m in members)):
+        raise UserError(f"{path}: members must be tables: [[members]], one per member run")
+    for i, member in enumerate(members, 1):
+        for key, value in member.items():
+            where = f"[[members]] {i}"
+            if key in MEMBER_KEYS:
+                if not isinstance(value, str):
+                    raise UserError(f"{path}: {where}: {key} must be a string")
+            elif key in TRAIN_FIELDS:
+                in_file(path, f"{where} {key}", lambda: TRAIN_FIELDS[key].check(key, value))
+            elif key not in models.OPTIONS:
+                raise UserError(f"{path}: {where}: unknown key {key!r}; valid keys: preset, model, a training field "
+                                f"({', '.join(TRAIN_FIELDS)}) or a model option")
+        if "preset" in member and "model" in member:
+            raise UserError(f"{path}: [[members]] {i}: give preset or model, not both")
 
 
 def in_file(path, where: str, check):
@@ -225,6 +261,8 @@ class RunSpec:
     gpu: bool = False  # whether it was resolved for a GPU: the file's [cuda.*] tables applied
     note: str | None = None  # what the auto recipe chose, in a line
     corpus: Corpus | None = dataclasses.field(default=None, repr=False, compare=False)  # loaded to choose it
+    members: tuple = ()  # an ensemble recipe's runs (RunSpecs), trained in turn and then mixed
+    weights: tuple = ()  # their mixture weights (uniform when empty)
 
     def override(self, values: dict) -> RunSpec:
         """This run with training fields and model options set to values ({"lr": 0.01, "n_embd": 32}), after

@@ -23,6 +23,7 @@ from makemore.train import Trainer, evaluate, examples, leave_ranks, world_size
 
 CHECKPOINT_FORMAT = 1
 CHECKPOINT = "model.pt"
+RECIPE = "recipe.json"  # an ensemble recipe's members, until they are mixed
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -35,7 +36,8 @@ def save_checkpoint(path: Path, state: dict):
 
 
 def checkpoint_state(model_name, model, corpus: Corpus, train_cfg, optimizer=None, step=0, generator=None,
-                     elapsed=0.0, rank_rng_states=None, best=None, best_state=None, bad_evals=0, averaged=None) -> dict:
+                     elapsed=0.0, rank_rng_states=None, best=None, best_state=None, bad_evals=0, averaged=None,
+                     stopped=None) -> dict:
     """Everything a run folder needs: to sample and evaluate (the best weights, config, corpus), and to resume
     exactly (the last weights, optimizer state, step, the batch generator's and torch's random states, training
     time so far, the best evaluation and the evaluations since, the moving average of the weights)."""
@@ -57,13 +59,14 @@ def checkpoint_state(model_name, model, corpus: Corpus, train_cfg, optimizer=Non
         "elapsed": elapsed,
         "best": best,
         "averaged": averaged,
+        "stopped": stopped,  # why it ended before its steps: patience, time_limit or callback
     }
 
 
 def trainer_state(model_name, trainer, corpus: Corpus) -> dict:
     return checkpoint_state(model_name, trainer.model, corpus, trainer.cfg, trainer.optimizer, trainer.step,
                             trainer.generator, trainer.elapsed, trainer.rank_rng_states, trainer.best,
-                            trainer.best_state, trainer.bad_evals, trainer.averaged)
+                            trainer.best_state, trainer.bad_evals, trainer.averaged, trainer.stopped)
 
 
 @dataclass
@@ -319,13 +322,9 @@ def resume_trainer(run: Run) -> Trainer:
     if run.train_config.backend != "torch":
         raise UserError(f"{run.folder}: a run of the {run.train_config.backend} backend cannot be resumed "
                         "(its optimizer state is not saved); train again")
-    if run.model_name in models.COMBINED:
-        raise UserError(f"{run.folder}: an {run.model_name} is made from trained runs, not trained; there is nothing "
-                        "to resume")
-    if state["optimizer"] is None:
-        raise UserError(f"{run.folder}: a {run.model_name} is counted in one pass; there is nothing to resume")
-    if state["step"] >= run.train_config.steps:
-        raise UserError(f"{run.folder}: the run is complete ({state['step']:,} of {run.train_config.steps:,} steps)")
+    done = finished(run)
+    if done:
+        raise UserError(f"{run.folder}: {done}; there is nothing to resume")
     generator = torch.Generator()
     generator.set_state(state["generator"])
     trainer = Trainer.start(model, run.train_config, examples(model, run.corpus, "train"),
@@ -350,6 +349,20 @@ def resume_trainer(run: Run) -> Trainer:
     return trainer
 
 
+def finished(run: Run) -> str | None:
+    """Why a run cannot go on (made from runs, counted, stopped early, complete), or None when it can."""
+    state, steps = run.state, run.train_config.steps
+    if run.model_name in models.COMBINED:
+        return f"an {run.model_name} is made from trained runs, not trained"
+    if state["optimizer"] is None:
+        return f"a {run.model_name} is counted in one pass"
+    if state.get("stopped") in ("patience", "time_limit"):
+        return f"the run stopped early ({state['stopped'].replace('_', ' ')}) at step {state['step']:,}"
+    if state["step"] >= steps:
+        return f"the run is complete ({state['step']:,} of {steps:,} steps)"
+    return None
+
+
 def make_ensemble(folders, out=None, weights=None) -> Run:
     """The runs' models as one ensemble run (the mixture of their next-character distributions, uniform unless
     weights are given), written to the run folder out: its val and train loss, and each member's, in
@@ -357,6 +370,10 @@ def make_ensemble(folders, out=None, weights=None) -> Run:
     runs = [load_run(f) for f in folders]
     if not runs:
         raise ConfigError("members", "give at least one run")
+    return write_ensemble(runs, new_run_folder(out, ["ensemble"]), weights)
+
+
+def write_ensemble(runs: list[Run], folder: Path, weights=None) -> Run:
     first = runs[0]
     for run in runs[1:]:
         if run.corpus.items != first.corpus.items:
@@ -369,9 +386,6 @@ def make_ensemble(folders, out=None, weights=None) -> Run:
                                    [{"model": r.model_name, "config": dataclasses.asdict(r.model.config)} for r in runs],
                                    [float(w) for w in weights or []])
     model = models.Ensemble(config, [r.model for r in runs]).eval()
-    folder = Path(out) if out is not None else default_run_folder(["ensemble"])
-    if folder.exists() and any(folder.iterdir()):
-        raise UserError(f"{folder}: exists and is not empty; an existing run is never overwritten")
     start = time.perf_counter()
     losses = {split: evaluate(model, examples(model, first.corpus, split)) for split in ("train", "val")}
     folder.mkdir(parents=True, exist_ok=True)
@@ -389,6 +403,19 @@ def make_ensemble(folders, out=None, weights=None) -> Run:
     write_atomic(folder / "metrics.jsonl", json.dumps({"step": 0, "train_loss": losses["train"],
                                                        "val_loss": losses["val"]}) + "\n")
     return load_run(folder)
+
+
+def new_run_folder(out, data) -> Path:
+    """The folder a new run is written to: out, or runs/<data> (numbered if taken); never one that holds a run."""
+    if not data:
+        raise ConfigError("data", "no data given: a registered data set (names, spanish-places) or a text file")
+    out = Path(out) if out is not None else default_run_folder(data)
+    if out.exists() and not out.is_dir():
+        raise ConfigError("out", f"{out} exists and is not a folder")
+    if (out / CHECKPOINT).exists() or (out / RECIPE).exists():
+        raise ConfigError("out", f"{out} already holds a run; choose another folder or resume it "
+                                 "(nothing was overwritten)")
+    return out
 
 
 def default_run_folder(data) -> Path:
@@ -413,14 +440,7 @@ class Training:
 
     @classmethod
     def new(cls, spec: RunSpec, out=None) -> Training:
-        if not spec.data:
-            raise ConfigError("data", "no data given: a registered data set (names, spanish-places) or a text file")
-        out = Path(out) if out is not None else default_run_folder(spec.data)
-        if out.exists() and not out.is_dir():
-            raise ConfigError("out", f"{out} exists and is not a folder")
-        if (out / CHECKPOINT).exists():
-            raise ConfigError("out", f"{out} already holds a run; choose another folder or resume it "
-                                     "(nothing was overwritten)")
+        out = new_run_folder(out, spec.data)
         corpus = spec.corpus or Corpus.load_many(spec.data, condition=spec.condition, ascii=spec.ascii)
         return cls(make_trainer(corpus, spec.model_name, spec.options, spec.train), corpus, spec.model_name, out,
                    spec.note)
@@ -457,11 +477,83 @@ class Training:
         try:
             if verbose and lead:
                 print("\n".join(self.describe()), flush=True)
-                bar = ProgressBar(self.trainer)
-                self.trainer.add_callback(bar)
+                if self.trainer.optimizer is not None:  # a counted model has no steps to show
+                    bar = ProgressBar(self.trainer)
+                    self.trainer.add_callback(bar)
             self.trainer.run()
         finally:
             if bar:
                 bar.close()
             leave_ranks()
         return load_run(self.folder) if lead else None
+
+    def interrupted(self) -> str:
+        """Where an interrupted training stands, in a line."""
+        saved = self.writer.saved_step if self.writer else None
+        where = f"the checkpoint in {self.folder} is from step {saved}" if saved is not None else "no checkpoint was written"
+        return f"interrupted at step {self.trainer.step}; {where}"
+
+
+class EnsembleTraining:
+    """An ensemble recipe about to be trained, new or resumed: its member runs trained in turn, each in
+    members/<i>-<model> of the run folder, then mixed into the folder's own model. recipe.json holds the members'
+    resolved configs from the start, so that --resume goes on from the member that was interrupted."""
+
+    def __init__(self, folder: Path, members: list[dict], weights):
+        self.folder, self.members, self.weights = Path(folder), members, list(weights or [])
+        self.current: Training | None = None  # the member under way
+
+    @classmethod
+    def new(cls, spec: RunSpec, out=None) -> EnsembleTraining:
+        if world_size() > 1:
+            raise UserError("an ensemble recipe trains its members one after another; run it without torchrun")
+        folder = new_run_folder(out, spec.data)
+        members = [{"data": m.data, "model": m.model_name, "ascii": m.ascii, "options": m.options,
+                    "train": dataclasses.asdict(m.train), "note": m.note} for m in spec.members]
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(folder / RECIPE, json.dumps({"members": members, "weights": list(spec.weights)}, indent=2) + "\n")
+        return cls(folder, members, spec.weights)
+
+    @classmethod
+    def resume(cls, folder) -> EnsembleTraining:
+        folder = Path(folder)
+        if (folder / CHECKPOINT).exists():
+            raise UserError(f"{folder}: its members are trained and mixed; there is nothing to resume")
+        recipe = json.loads((folder / RECIPE).read_text())
+        return cls(folder, recipe["members"], recipe["weights"])
+
+    def member_folders(self) -> list[Path]:
+        return [self.folder / "members" / f"{i}-{m['model']}" for i, m in enumerate(self.members, 1)]
+
+    def run(self, callbacks=(), verbose: bool = True) -> Run:
+        """Train each member not yet trained (going on from one that was interrupted), then mix them."""
+        runs = []
+        for i, (member, folder) in enumerate(zip(self.members, self.member_folders()), 1):
+            done = (folder / CHECKPOINT).exists() and finished(load_run(folder))
+            if not done:
+                if verbose:
+                    print(f"member {i} of {len(self.members)}: {folder}", flush=True)
+                if (folder / CHECKPOINT).exists():
+                    self.current = Training.resume(folder)
+                else:
+                    spec = RunSpec(member["data"], member["model"], member["options"], TrainConfig(**member["train"]),
+                                   ascii=member["ascii"], note=member["note"])
+                    self.current = Training.new(spec, folder)
+                self.current.run(callbacks, verbose=verbose)
+                self.current = None
+            runs.append(load_run(folder))
+        return write_ensemble(runs, self.folder, self.weights)
+
+    def interrupted(self) -> str:
+        where = self.current.interrupted() if self.current else "no member was training"
+        return f"{where}; makemore train --resume {self.folder} goes on with the ensemble recipe"
+
+
+def new_training(spec: RunSpec, out=None) -> Training | EnsembleTraining:
+    """A new run of spec, or of its members and then their ensemble."""
+    return EnsembleTraining.new(spec, out) if spec.members else Training.new(spec, out)
+
+
+def resume_training(folder) -> Training | EnsembleTraining:
+    """A run that goes on from its folder, as if it had never stopped."""
+    return EnsembleTraining.resume(folder) if (Path(folder) / RECIPE).exists() else Training.resume(folder)

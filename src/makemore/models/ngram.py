@@ -60,7 +60,7 @@ class NGram(nn.Module):
                 longer = torch.unique(self.context_ids(X, k + 1) * V + Y)
                 ids, counts = torch.unique(longer % (V ** (k + 1)), return_counts=True)
             contexts, rows = torch.unique(ids // V, return_inverse=True)
-            table = torch.zeros(len(contexts), V)
+            table = torch.zeros(len(contexts), V, device=X.device)
             table.index_put_((rows, ids % V), counts.float(), accumulate=True)
             setattr(self, f"ids{k}", contexts)
             setattr(self, f"counts{k}", table)
