@@ -191,7 +191,8 @@ def test_the_best_preset_is_three_default_runs_and_the_default_ngram(word_file):
     ('[[members]]\nlr = "x"', "[[members]] 1 lr: "),
     ('[[members]]\nwidth = 3', "[[members]] 1: unknown key 'width'"),
     ('[[members]]\npreset = "fast"\nmodel = "gru"', "give preset or model, not both"),
-    ('weights = [1.0, 2.0]\n[[members]]', "2 weights for 1 members"),
+    ('weights = [0.4, 0.6]\n[[members]]', "weights: one weight of at least 0 per member, summing to 1"),
+    ('weights = [0.5, 0.6]\n[[members]]\n[[members]]', "weights: one weight of at least 0 per member, summing to 1"),
     ('model = "gru"\n[[members]]', "a file with [[members]] describes an ensemble"),
     ('members = 3', "members must be tables"),
 ])

@@ -22,6 +22,7 @@ from makemore import models
 from makemore.data import Corpus
 from makemore.errors import ConfigError, UserError
 from makemore.fields import Field
+from makemore.models.ensemble import check_weights
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("step", "cosine", "constant")
@@ -150,8 +151,8 @@ def read_config(path: Path) -> dict:
         elif key == "members":
             check_members(path, value)
         elif key == "weights":
-            if not (isinstance(value, list) and all(isinstance(w, (int, float)) and w > 0 for w in value)):
-                raise UserError(f"{path}: weights must be a list of positive numbers, one per member")
+            if not (isinstance(value, list) and all(isinstance(w, (int, float)) for w in value)):
+                raise UserError(f"{path}: weights must be a list of numbers, one per member")
         elif key in TOP_FIELDS:
             if TOP_FIELDS[key].type is bool and not isinstance(value, bool):
                 raise UserError(f"{path}: {key} must be true or false")
@@ -163,8 +164,7 @@ def read_config(path: Path) -> dict:
         if doc.get("model", "ensemble") != "ensemble" or any(k in doc for k in (*TABLES, "cuda", "condition")):
             raise UserError(f"{path}: a file with [[members]] describes an ensemble: only data, ascii, weights and "
                             "[[members]] go beside them")
-        if "weights" in doc and len(doc["weights"]) != len(doc["members"]):
-            raise UserError(f"{path}: {len(doc['weights'])} weights for {len(doc['members'])} members")
+        in_file(path, "weights", lambda: check_weights(doc.get("weights", []), len(doc["members"])))
     elif "weights" in doc:
         raise UserError(f"{path}: weights without [[members]]")
     for key, value in doc.get("cuda", {}).items():

@@ -529,19 +529,19 @@ class EnsembleTraining:
         """Train each member not yet trained (going on from one that was interrupted), then mix them."""
         runs = []
         for i, (member, folder) in enumerate(zip(self.members, self.member_folders()), 1):
-            done = (folder / CHECKPOINT).exists() and finished(load_run(folder))
-            if not done:
+            run = load_run(folder) if (folder / CHECKPOINT).exists() else None
+            if run is None or not finished(run):
                 if verbose:
                     print(f"member {i} of {len(self.members)}: {folder}", flush=True)
-                if (folder / CHECKPOINT).exists():
+                if run is not None:
                     self.current = Training.resume(folder)
                 else:
                     spec = RunSpec(member["data"], member["model"], member["options"], TrainConfig(**member["train"]),
                                    ascii=member["ascii"], note=member["note"])
                     self.current = Training.new(spec, folder)
-                self.current.run(callbacks, verbose=verbose)
+                run = self.current.run(callbacks, verbose=verbose)
                 self.current = None
-            runs.append(load_run(folder))
+            runs.append(run)
         return write_ensemble(runs, self.folder, self.weights)
 
     def interrupted(self) -> str:

@@ -28,14 +28,20 @@ class EnsembleConfig:
     weights: list = field(default_factory=list)  # mixture weights, one per member, summing to 1; [] = uniform
 
 
+def check_weights(weights, n: int) -> list[float]:
+    """Mixture weights of n members: one each, at least 0, summing to 1; none given: uniform."""
+    weights = list(weights) or [1 / n] * n
+    if len(weights) != n or any(w < 0 for w in weights) or not math.isclose(sum(weights), 1.0):
+        raise ConfigError("weights", f"one weight of at least 0 per member, summing to 1; got {weights}")
+    return weights
+
+
 class Ensemble(SequenceModel):
     def __init__(self, config: EnsembleConfig, members: list[nn.Module]):
         super().__init__()
         if not members or len(members) != len(config.members):
             raise ConfigError("members", f"{len(config.members)} described, {len(members)} given; at least one")
-        weights = config.weights or [1 / len(members)] * len(members)
-        if len(weights) != len(members) or any(w < 0 for w in weights) or not math.isclose(sum(weights), 1.0):
-            raise ConfigError("weights", f"one weight of at least 0 per member, summing to 1; got {weights}")
+        weights = check_weights(config.weights, len(members))
         for m in members:
             if getattr(getattr(m, "config", None), "n_classes", 0):
                 raise ConfigError("members", "a conditioned model cannot be a member")
