@@ -238,7 +238,7 @@ def test_an_impossible_sample_says_what_it_found(run_folder):
                  "--seconds", 0.5)
     assert result.returncode == 0
     names = [n.removesuffix(" *") for n in result.stdout.splitlines()[:-1]]
-    assert 0 < len(names) < 30 and all(len(n) == 3 for n in names)  # ma + a character, each once
+    assert 0 < len(names) < 30 and all(len(n) == 3 for n in names), names  # ma + a character, each once
     assert f"found {len(names)} of 100 names that pass the filters" in result.stderr
 
 
