@@ -13,6 +13,7 @@ import torch.multiprocessing as mp
 from makemore.cli import main
 from makemore.config import TrainConfig
 from makemore.run import RunWriter, load_run, make_trainer, resume_trainer
+from makemore.train import leave_ranks
 
 from conftest import CORPUS, free_port
 
@@ -96,7 +97,7 @@ def train_under_ddp(rank, port, folder, result_file):
     resumed = run(resume_trainer(load_run(folder / "killed")), folder / "killed")
     if rank == 0:
         result_file.write_text(json.dumps({"whole": whole, "resumed": resumed}))
-    torch.distributed.destroy_process_group()
+    leave_ranks()  # the library's way out, a barrier first: rank 1 tearing its group down alone aborted once in CI
 
 
 @pytest.mark.slow

@@ -121,8 +121,10 @@ def test_a_killed_sweep_resumes_with_no_finished_trial_lost_and_the_killed_trial
                 trials = load(out).trials
             except (KeyError, SQLAlchemyError):  # the study is not made yet, or its tables are being made
                 continue
-            if len(finished(trials)) >= 2 and any(t.state.name == "RUNNING" and t.params and
-                                                  (now - t.datetime_start).total_seconds() < 0.5 for t in trials):
+            done = finished(trials)
+            # a trial's values are suggested one by one: the kill waits for one that has all of them
+            if len(done) >= 2 and any(t.state.name == "RUNNING" and len(t.params) == len(done[0].params) and
+                                      (now - t.datetime_start).total_seconds() < 0.5 for t in trials):
                 break
         else:
             pytest.fail("the sweep did not get going")
@@ -131,7 +133,8 @@ def test_a_killed_sweep_resumes_with_no_finished_trial_lost_and_the_killed_trial
         proc.wait()
     killed = load(out).trials
     kept = {t.number: (t.params, t.value) for t in finished(killed)}
-    interrupted = [t.params for t in killed if t.state.name == "RUNNING" and t.params]
+    n_values = len(finished(killed)[0].params)
+    interrupted = [t.params for t in killed if t.state.name == "RUNNING" and len(t.params) == n_values]
     assert interrupted
 
     result = run_cli("sweep", "--config", base, "--space", space, "--trials", 8, "--workers", 2, "--out", out)
