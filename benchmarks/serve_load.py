@@ -2,13 +2,19 @@
 for S seconds. Reports requests/s, p50 / p99 latency, the count of each status, and whether the server is
 still up. It fails (exit 1) on any 5xx or a dead server.
 
-    python benchmarks/serve_load.py RUN [--seconds 30] [--connections 32]
+    python benchmarks/serve_load.py RUN [--seconds 30] [--connections 32] [--clients 1] [--device cpu]
+                                        [--server-cores 0]
 
-It starts `makemore serve RUN` itself on a free port and stops it at the end.
+It starts `makemore serve RUN` itself on a free port and stops it at the end. --clients spreads the connections
+over that many client processes: one httpx client tops out near a core's worth of requests, so on a machine
+with cores to spare, several measure the server rather than the client; --server-cores K keeps the server on
+K cores and the clients on the others, so that neither takes the other's.
 """
 
 import argparse
 import asyncio
+import multiprocessing
+import os
 import random
 import socket
 import subprocess
@@ -66,16 +72,45 @@ async def connection(client, url, until, latencies, statuses, rng):
         latencies.append(time.perf_counter() - start)
 
 
-async def burst(url, seconds, connections):
+async def burst(url, seconds, connection_ids):
     latencies, statuses = [], Counter()
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    limits = httpx.Limits(max_connections=len(connection_ids), max_keepalive_connections=len(connection_ids))
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
         until = time.perf_counter() + seconds
         start = time.perf_counter()
         await asyncio.gather(*(connection(client, url, until, latencies, statuses, random.Random(k))
-                               for k in range(connections)))
+                               for k in connection_ids))
         elapsed = time.perf_counter() - start
     return latencies, statuses, elapsed
+
+
+def client(url, seconds, connection_ids, go, results, cores):
+    """One client process: its share of the connections, started with the others."""
+    if cores:
+        os.sched_setaffinity(0, cores)
+    go.wait()
+    results.put(asyncio.run(burst(url, seconds, connection_ids)))
+
+
+def load(url, seconds, connections, clients, cores=None):
+    """Connection k (its requests drawn with seed k) goes to client k % clients; every client starts at once."""
+    if clients == 1:
+        if cores:
+            os.sched_setaffinity(0, cores)
+        return asyncio.run(burst(url, seconds, range(connections)))
+    context = multiprocessing.get_context("spawn")
+    go, results = context.Event(), context.Queue()
+    procs = [context.Process(target=client, args=(url, seconds, range(c, connections, clients), go, results, cores))
+             for c in range(clients)]
+    for proc in procs:
+        proc.start()
+    time.sleep(2)  # the clients import httpx
+    go.set()
+    parts = [results.get(timeout=seconds + 120) for _ in procs]
+    for proc in procs:
+        proc.join()
+    statuses = sum((counts for _, counts, _ in parts), Counter())
+    return [x for lat, _, _ in parts for x in lat], statuses, max(elapsed for _, _, elapsed in parts)
 
 
 def main():
@@ -83,10 +118,20 @@ def main():
     parser.add_argument("run")
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--clients", type=int, default=1, help="client processes the connections are spread over")
+    parser.add_argument("--device", default="cpu", help="the server's device")
+    parser.add_argument("--server-cores", type=int, default=0,
+                        help="the server on this many of the cores, the clients on the others (0: all share all)")
     args = parser.parse_args()
+    cores = sorted(os.sched_getaffinity(0))
+    if args.server_cores and not 0 < args.server_cores < len(cores):
+        parser.error(f"--server-cores: expected 1 to {len(cores) - 1} of the {len(cores)} cores")
+    server_cores, client_cores = (cores[:args.server_cores], cores[args.server_cores:]) if args.server_cores else (None, None)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "makemore", "serve", args.run, "--port", str(port)])
+    server = subprocess.Popen([sys.executable, "-m", "makemore", "serve", args.run, "--port", str(port),
+                               "--device", args.device],
+                              preexec_fn=(lambda: os.sched_setaffinity(0, server_cores)) if server_cores else None)
     try:
         for _ in range(300):
             try:
@@ -94,7 +139,7 @@ def main():
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        latencies, statuses, elapsed = asyncio.run(burst(url, args.seconds, args.connections))
+        latencies, statuses, elapsed = load(url, args.seconds, args.connections, args.clients, client_cores)
         alive = httpx.get(url + "/healthz", timeout=5).status_code == 200 and server.poll() is None
     finally:
         server.terminate()
@@ -102,7 +147,9 @@ def main():
     latencies.sort()
     total = sum(statuses.values())
     p = lambda q: 1000 * latencies[min(len(latencies) - 1, int(q * len(latencies)))]  # noqa: E731
-    print(f"{args.connections} connections for {elapsed:.1f} s: {total:,} requests, {total / elapsed:,.1f} requests/s")
+    where = f"; server on {args.server_cores} of {len(cores)} cores, clients on the rest" if args.server_cores else ""
+    print(f"{args.connections} connections from {args.clients} client process(es){where} for {elapsed:.1f} s: "
+          f"{total:,} requests, {total / elapsed:,.1f} requests/s")
     print(f"latency p50 {p(0.50):.1f} ms, p99 {p(0.99):.1f} ms, max {1000 * latencies[-1]:.1f} ms")
     for (kind, status), count in sorted(statuses.items(), key=str):
         print(f"  {kind:8} {status}: {count:,}")
