@@ -105,6 +105,30 @@ def trained(name, steps=30, **options):
     return model.eval()
 
 
+class Killed(Exception):
+    pass
+
+
+def train_into(folder, trainer, name: str, kill_at=None):
+    """The trainer run to its end with its run folder written, or killed after step kill_at (nothing after the
+    last checkpoint saved, as with a SIGKILL): the trainer, or None when killed."""
+    from makemore.run import RunWriter
+
+    writer = RunWriter(folder, "test", name, CORPUS, plot=False)
+    writer.start(trainer)
+    trainer.add_callback(writer)
+    if kill_at:
+        def kill(t, event):
+            if t.step >= kill_at:
+                raise Killed
+        trainer.add_callback(kill)
+    try:
+        trainer.run()
+    except Killed:
+        return None
+    return trainer
+
+
 # ----------------------------------------------------------------------------- the command line
 
 

@@ -10,9 +10,9 @@ import torch
 import makemore
 from makemore import models
 from makemore.config import AUTO_MAX_TARGETS, ListStats, TrainConfig, auto_note, auto_recipe, resolve_run
-from makemore.run import RunWriter, load_run, make_trainer, resume_trainer
+from makemore.run import load_run, make_trainer, resume_trainer
 
-from conftest import CORPUS, cli, make_items
+from conftest import CORPUS, cli, make_items, train_into
 
 OVERFIT = dict(n_embd=16, n_hidden=64)  # on the tiny corpus: val falls for about 60 steps, then rises
 
@@ -22,25 +22,8 @@ def overfit_config(**changes):
                           **changes})
 
 
-class Killed(Exception):
-    pass
-
-
 def train(folder, cfg, kill_at=None, trainer=None):
-    trainer = trainer or make_trainer(CORPUS, "gru", OVERFIT, cfg)
-    writer = RunWriter(folder, "test", "gru", CORPUS, plot=False)
-    writer.start(trainer)
-    trainer.add_callback(writer)
-    if kill_at:
-        def kill(t, event):
-            if t.step >= kill_at:
-                raise Killed
-        trainer.add_callback(kill)
-    try:
-        trainer.run()
-    except Killed:
-        return None
-    return trainer
+    return train_into(folder, trainer or make_trainer(CORPUS, "gru", OVERFIT, cfg), "gru", kill_at)
 
 
 def evals(folder):

@@ -49,6 +49,10 @@ TRAIN_FIELDS = {
                         low=0, low_inclusive=True),
     "ema": Field(float, "decay of an exponential moving average of the weights, evaluated beside them: the better "
                         "of the two is the evaluation's (0: none; e.g. 0.999)", low=0, low_inclusive=True, high=1),
+    "teacher": Field(str, "a trained run (its folder) on the same data whose next-character distributions the model "
+                          "learns too: distillation (empty: none)"),
+    "distill": Field(float, "with a teacher: its distribution's share of each target, the true character's the rest",
+                     low=0, low_inclusive=True, high=1, high_inclusive=True),
     "log_every": Field(int, "steps between the logged mean batch losses", low=0),
     "backend": Field(str, "jax: the JAX/Flax port (hierarchical, conv; pip install makemore[jax])", choices=BACKENDS),
 }
@@ -72,6 +76,8 @@ class TrainConfig:
     patience: int = 0
     time_limit: float = 0.0
     ema: float = 0.0
+    teacher: str = ""
+    distill: float = 0.5
     log_every: int = 1_000
     backend: str = "torch"
 

@@ -11,13 +11,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from makemore import models
 from makemore.callbacks import ProgressBar
 from makemore.config import RunSpec, TrainConfig, resolve_device
-from makemore.data import Corpus, read_items
+from makemore.data import IGNORE, Corpus, build_sequences, read_items
 from makemore.errors import ConfigError, UserError
 from makemore.files import truncate_jsonl, write_atomic
+from makemore.models.base import position_logits
 from makemore.sample import SAMPLING, SECONDS, Drawn, Options, Sampler, Score, default_max_len, draw, next_char_probs, score
 from makemore.train import Trainer, evaluate, examples, leave_ranks, world_size
 
@@ -298,8 +300,9 @@ def make_trainer(corpus: Corpus, model_name: str, model_options: dict, cfg: Trai
 
         if world_size() > 1:
             raise ConfigError("backend", "jax trains in one process; run it without torchrun")
-        if cfg.ema:
-            raise ConfigError("ema", "not in the jax backend")
+        for name in ("ema", "teacher"):
+            if getattr(cfg, name):
+                raise ConfigError(name, "not in the jax backend")
         require()
         if model_name not in JAX_MODELS:
             raise ConfigError("backend", f"model {model_name!r} has no JAX port; JAX models: {', '.join(JAX_MODELS)}")
@@ -311,7 +314,33 @@ def make_trainer(corpus: Corpus, model_name: str, model_options: dict, cfg: Trai
         from makemore.jax.train import JaxTrainer
 
         return JaxTrainer(model_name, model, cfg, *data, generator)  # the same initial weights, then to JAX
-    return Trainer.start(model, cfg, *data, generator)
+    return Trainer.start(model, cfg, *data, generator, teacher=teacher_targets(cfg.teacher, corpus, model))
+
+
+@torch.no_grad()
+def teacher_targets(folder: str, corpus: Corpus, model) -> torch.Tensor | None:
+    """The teacher run's next-character distribution at every training target of the model, laid out as the
+    model's targets are: (N, T, V) for whole words (zeros at padding), (targets, V) for windows, which follow
+    the words' positions in order. The teacher must have been trained on the same items, so that it saw the
+    same training split and no val or test word."""
+    if not folder:
+        return None
+    try:
+        teacher = load_run(folder)
+    except UserError as e:
+        raise ConfigError("teacher", str(e)) from None
+    if (teacher.corpus.items, teacher.corpus.classes) != (corpus.items, corpus.classes):
+        raise ConfigError("teacher", f"{folder}: trained on other data ({teacher.corpus.source}, "
+                                     f"{len(teacher.corpus.items):,} items); a teacher learns from the same items")
+    part = corpus.split()[0]
+    words, labels = part if corpus.labels is not None else (part, None)
+    X, Y = build_sequences(words, corpus.vocab, corpus.longest + 1)  # (N, T): as a sequence model trains on them
+    cls = None if labels is None else torch.tensor(labels, dtype=torch.long)
+    probs = torch.cat([F.softmax(position_logits(teacher.model, X[i : i + 1024],
+                                                 None if cls is None else cls[i : i + 1024]).float(), dim=-1)
+                       for i in range(0, len(X), 1024)])  # (N, T, V)
+    probs[Y == IGNORE] = 0
+    return probs[Y != IGNORE] if model.windowed else probs
 
 
 def resume_trainer(run: Run) -> Trainer:
@@ -328,7 +357,8 @@ def resume_trainer(run: Run) -> Trainer:
     generator = torch.Generator()
     generator.set_state(state["generator"])
     trainer = Trainer.start(model, run.train_config, examples(model, run.corpus, "train"),
-                            examples(model, run.corpus, "val"), generator)
+                            examples(model, run.corpus, "val"), generator,
+                            teacher=teacher_targets(run.train_config.teacher, run.corpus, model))
     trainer.optimizer.load_state_dict(state["optimizer"])
     ranks = trainer.ranks
     rank_states = state.get("rank_rng_states")

@@ -70,6 +70,16 @@ def examples(model, corpus: Corpus, split: str):
     return (X, Y) if labels is None else (X, Y, torch.tensor(labels, dtype=torch.long))
 
 
+def distilled_loss(logits, targets, teacher, share: float):
+    """Cross-entropy against a mixed target: share x the teacher's distribution + (1 - share) x the true
+    character, averaged over the targets. logits (B, V) or (B, T, V), targets (B,) or (B, T) with IGNORE at
+    padding, teacher the same shape as logits (zeros at padding)."""
+    logp = F.log_softmax(logits.float(), dim=-1)
+    hard = F.nll_loss(logp.reshape(-1, logp.shape[-1]), targets.reshape(-1), ignore_index=IGNORE)
+    soft = -(teacher * logp).sum(-1)[targets != IGNORE].mean()
+    return (1 - share) * hard + share * soft
+
+
 def crop_to_longest(batch: list):
     """A batch of whole sequences [X, Y, ...] cut, in place, after its longest word's last target."""
     length = int((batch[1] != IGNORE).sum(1).max())
@@ -138,10 +148,11 @@ class Trainer(Loop):
     targets, so the averaged gradient is the gradient of the global batch's mean loss, as in one process."""
 
     def __init__(self, model, cfg: TrainConfig, train_data, val_data, generator: torch.Generator, device,
-                 ranks: Ranks = Ranks()):
+                 ranks: Ranks = Ranks(), teacher: torch.Tensor | None = None):
         super().__init__(cfg)
         self.model, self.device, self.ranks = model, device, ranks
         self.train_data = tuple(t.to(device) for t in train_data)  # (X, Y) or (X, Y, classes)
+        self.teacher = None if teacher is None else teacher.to(device)  # like Y, with a distribution per target
         self.val_data = tuple(t.to(device) for t in val_data)
         Y = self.train_data[1]
         self.targets_per_row = (Y != IGNORE).sum().item() / len(Y)  # 1 for windows, the mean length + 1 for words
@@ -163,21 +174,24 @@ class Trainer(Loop):
         self.settle()
 
     @classmethod
-    def start(cls, model, cfg: TrainConfig, train_data, val_data, generator: torch.Generator) -> Trainer:
-        """A trainer on cfg.device, in torchrun's process group when started by torchrun."""
+    def start(cls, model, cfg: TrainConfig, train_data, val_data, generator: torch.Generator,
+              teacher: torch.Tensor | None = None) -> Trainer:
+        """A trainer on cfg.device, in torchrun's process group when started by torchrun; with the teacher's
+        distribution at every training target (see distilled_loss), when cfg.teacher names one."""
         device = resolve_device(cfg.device)
         ranks = join_ranks(device)
         model.to(device)
         if ranks.world > 1:
             torch.manual_seed(cfg.seed + ranks.rank)  # the same weights on every rank, its own dropout masks
-        return cls(model, cfg, train_data, val_data, generator, device, ranks)
+        return cls(model, cfg, train_data, val_data, generator, device, ranks, teacher)
 
     @property
     def total_steps(self) -> int:
         return self.cfg.steps if self.optimizer is not None else 0  # a count table needs no steps
 
     def batch(self):
-        """This rank's rows of the next global batch, and the weight of its mean loss (1 when alone)."""
+        """This rank's rows of the next global batch, the weight of its mean loss (1 when alone), and the rows'
+        teacher distributions (None without a teacher)."""
         ix = self.batches.indices()
         weight = 1.0
         if self.ranks.world > 1:
@@ -185,7 +199,10 @@ class Trainer(Loop):
             ours = ix[self.ranks.rank :: self.ranks.world]
             weight = self.ranks.world * (Y[ours] != IGNORE).sum() / (Y[ix] != IGNORE).sum()  # on device: no sync
             ix = ours
-        return self.batches.take(ix), weight
+        batch = self.batches.take(ix)
+        if self.teacher is None:
+            return batch, weight, None
+        return batch, weight, self.teacher[ix][:, : batch[1].shape[1]] if batch[1].ndim == 2 else self.teacher[ix]
 
     def begin(self) -> int:
         self.model.train()
@@ -194,8 +211,12 @@ class Trainer(Loop):
         return self.total_steps
 
     def train_step(self, lr: float):
-        batch, weight = self.batch()
-        _, loss = self.net(*batch)
+        batch, weight, teacher = self.batch()
+        if teacher is None:
+            _, loss = self.net(*batch)
+        else:
+            logits, _ = self.net(batch[0], None, *batch[2:])
+            loss = distilled_loss(logits, batch[1], teacher, self.cfg.distill)
         self.optimizer.zero_grad(set_to_none=True)
         (loss * weight if self.ranks.world > 1 else loss).backward()
         for group in self.optimizer.param_groups:

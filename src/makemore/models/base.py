@@ -7,7 +7,7 @@ import math
 import torch.nn.functional as F
 from torch import nn
 
-from makemore.data import IGNORE
+from makemore.data import BOUNDARY, IGNORE
 from makemore.errors import ConfigError
 
 
@@ -17,6 +17,17 @@ def levels_for(block_size: int) -> int:
     if levels < 1 or 2**levels != block_size:
         raise ConfigError("block_size", f"the tree needs a power of 2 of at least 2, got {block_size}")
     return levels
+
+
+def position_logits(model, idx, cls=None):
+    """Any model's logits at every position of whole sequences: idx (B, T) -> (B, T, V). A window model is run on
+    each position's window, the block_size tokens before it (boundary tokens before the word)."""
+    if not model.windowed:
+        return model(idx, None, cls)[0] if cls is not None else model(idx)[0]
+    B, T = idx.shape
+    bs = model.config.block_size
+    windows = F.pad(idx, (bs - 1, 0), value=BOUNDARY).unfold(1, bs, 1)  # (B, T, bs): position t's window
+    return model(windows.reshape(B * T, bs))[0].view(B, T, -1)
 
 
 class WindowModel(nn.Module):

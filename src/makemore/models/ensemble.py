@@ -15,9 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from makemore.data import BOUNDARY
 from makemore.errors import ConfigError
-from makemore.models.base import SequenceModel
+from makemore.models.base import SequenceModel, position_logits
 
 
 @dataclass
@@ -64,19 +63,11 @@ class Ensemble(SequenceModel):
         limits = [m.longest_word for m in self.members if getattr(m, "longest_word", None) is not None]
         return min(limits) if limits else None
 
-    def member_logits(self, member, idx):  # (B, T) -> (B, T, V)
-        if not member.windowed:
-            return member(idx)[0]
-        B, T = idx.shape
-        bs = member.config.block_size
-        windows = F.pad(idx, (bs - 1, 0), value=BOUNDARY).unfold(1, bs, 1)  # (B, T, bs): position t's window
-        return member(windows.reshape(B * T, bs))[0].view(B, T, -1)
-
     def mix(self, logits: list) -> torch.Tensor:
         """log sum_i w_i softmax(logits_i): the mixture's log-probabilities, (..., V)."""
         logp = torch.stack([F.log_softmax(x.float(), dim=-1) for x in logits])  # (M, ..., V)
         return torch.logsumexp(logp + self.log_weights.view(-1, *[1] * (logp.dim() - 1)), dim=0)
 
     def forward(self, idx, targets=None, cls=None):
-        logits = self.mix([self.member_logits(m, idx) for m in self.members])  # (B, T, V) log-probabilities
+        logits = self.mix([position_logits(m, idx) for m in self.members])  # (B, T, V) log-probabilities
         return logits, self.loss(logits, targets)
