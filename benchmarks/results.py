@@ -10,9 +10,10 @@ or about 400 batches of 64 whole words for the sequence models. Each model keeps
 learning rate, batch); the steps follow from the epochs. The bigram and the ngram are counted in one pass. Per model and data
 set: params, train / val / test loss over the whole splits, training time, and the novelty rate of 1,000
 samples (the share not in the data set). Test is computed once per model, at the end, and chooses nothing.
-Two rows are not families: gru-ema, the GRU with a moving average of its weights (decay 0.999) evaluated beside
-them, and the ensemble of the --ensemble rows' runs (the mixture of their distributions; its time is its
-members'). Prints each row as it is done, then the whole table in markdown.
+Three rows are not families: gru-ema, the GRU with a moving average of its weights (decay 0.999) evaluated
+beside them; the ensemble of the --ensemble rows' runs (the mixture of their distributions; its time is its
+members'); and a GRU 384 wide distilled from that ensemble (--teacher, share 0.5; its time is its own
+training's). Prints each row as it is done, then the whole table in markdown.
 """
 
 import argparse
@@ -43,6 +44,7 @@ RECIPES = {  # row -> (model, options, training)
     "lstm": ("lstm", dict(n_hidden=128, dropout=0.1), ADAMW),
     "transformer": ("transformer", dict(n_layers=4, n_head=4, n_embd=64, dropout=0.2), ADAMW),
 }
+STUDENT = ("gru", dict(n_hidden=384, dropout=0.3), dict(ADAMW, lr=4e-3, distill=0.5))  # the student preset's model
 
 
 def epoch_steps(name, corpus, batch_size) -> float:
@@ -52,12 +54,12 @@ def epoch_steps(name, corpus, batch_size) -> float:
     return rows / batch_size
 
 
-def run(name, data, corpus, epochs, device, folder):
-    model, options, recipe = RECIPES[name]
+def run(name, data, corpus, epochs, device, folder, recipe=None, **extra):
+    model, options, recipe = recipe or RECIPES[name]
     steps = math.ceil(epochs * epoch_steps(model, corpus, recipe.get("batch_size", 32)))
     start = time.perf_counter()
     run = makemore.train(data, model=model, **options, **recipe, steps=steps, eval_every=steps, log_every=10**9,
-                         device=device, out=Path(folder) / f"{data}-{name}", verbose=False)  # one evaluation, at the end
+                         device=device, out=Path(folder) / f"{data}-{name}", verbose=False, **extra)  # one evaluation
     return row(name, run, time.perf_counter() - start)
 
 
@@ -107,8 +109,12 @@ def main():
             seconds = time.perf_counter() - start + sum(rows[data, m]["time"] for m in members)
             r = rows[data, label] = row(label, mixed, seconds)
             print(f"{data} {label}: " + ", ".join(f"{c} {v}" for c, v in zip(COLUMNS, cells(r))), flush=True)
+            student = "gru 384 distilled from it"
+            r = rows[data, student] = run(student, data, corpus, args.epochs, args.device, folder, recipe=STUDENT,
+                                          teacher=str(mixed.folder))
+            print(f"{data} {student}: " + ", ".join(f"{c} {v}" for c, v in zip(COLUMNS, cells(r))), flush=True)
     if members:
-        names.append("ensemble of " + " + ".join(members))
+        names += ["ensemble of " + " + ".join(members), "gru 384 distilled from it"]
     print("\n| model | " + " | ".join(f"{d} {c}" for d in datasets for c in COLUMNS) + " |")
     print("|---|" + "---:|" * (len(COLUMNS) * len(datasets)))
     for name in names:

@@ -137,6 +137,9 @@ def test_the_teacher_flags(tmp_path, word_file):
     assert_one_line_error(cli("train", other, "--model", "gru", "--steps", 5, "--teacher", run_teacher,
                               "--out", tmp_path / "b"), "--teacher: ", "trained on other data")
     assert_one_line_error(cli(*student, "--distill", 1.5, "--out", tmp_path / "c"), "--distill: ")
+    assert_one_line_error(cli(*student, "--distill", 0.5, "--out", tmp_path / "d"), "--teacher: needed where distill")
+    assert_one_line_error(cli("train", word_file, "--preset", "student", "--out", tmp_path / "e"),
+                          "--teacher: needed where distill is set")
     assert_one_line_error(cli("train", word_file, "--model", "hierarchical", "--backend", "jax", "--teacher",
                               run_teacher, "--out", tmp_path / "j"), "--teacher: not in the jax backend")
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    assert not any((tmp_path / name).exists() for name in "abcde")

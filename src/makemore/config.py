@@ -305,8 +305,10 @@ def resolve_run(doc: dict, path=None, given: dict | None = None) -> RunSpec:
             options[key] = check_file_option(path, f"{prefix}options", model_name, key, value)
         for key, value in table.get("train", {}).items():
             train[key] = check_train_value(path, f"{prefix}train", key, value)
-    spec = RunSpec(data, model_name, options, TrainConfig(**train), condition, ascii, gpu)
-    return spec.override(given)
+    spec = RunSpec(data, model_name, options, TrainConfig(**train), condition, ascii, gpu).override(given)
+    if ("distill" in train or "distill" in given) and not spec.train.teacher:
+        raise ConfigError("teacher", "needed where distill is set: the trained run to learn from (on the same data)")
+    return spec
 
 
 # ----------------------------------------------------------------------------- auto: the default recipe
