@@ -16,12 +16,12 @@ import torch.nn.functional as F
 from makemore import models
 from makemore.callbacks import ProgressBar
 from makemore.config import RunSpec, TrainConfig, resolve_device
-from makemore.data import IGNORE, Corpus, build_sequences, read_items
+from makemore.data import IGNORE, Corpus, read_items
 from makemore.errors import ConfigError, UserError
 from makemore.files import truncate_jsonl, write_atomic
 from makemore.models.base import position_logits
 from makemore.sample import SAMPLING, SECONDS, Drawn, Options, Sampler, Score, default_max_len, draw, next_char_probs, score
-from makemore.train import Trainer, evaluate, examples, leave_ranks, world_size
+from makemore.train import Trainer, evaluate, examples, leave_ranks, sequences, world_size
 
 CHECKPOINT_FORMAT = 1
 CHECKPOINT = "model.pt"
@@ -332,13 +332,9 @@ def teacher_targets(folder: str, corpus: Corpus, model) -> torch.Tensor | None:
     if (teacher.corpus.items, teacher.corpus.classes) != (corpus.items, corpus.classes):
         raise ConfigError("teacher", f"{folder}: trained on other data ({teacher.corpus.source}, "
                                      f"{len(teacher.corpus.items):,} items); a teacher learns from the same items")
-    part = corpus.split()[0]
-    words, labels = part if corpus.labels is not None else (part, None)
-    X, Y = build_sequences(words, corpus.vocab, corpus.longest + 1)  # (N, T): as a sequence model trains on them
-    cls = None if labels is None else torch.tensor(labels, dtype=torch.long)
-    probs = torch.cat([F.softmax(position_logits(teacher.model, X[i : i + 1024],
-                                                 None if cls is None else cls[i : i + 1024]).float(), dim=-1)
-                       for i in range(0, len(X), 1024)])  # (N, T, V)
+    X, Y, *cls = sequences(corpus, "train")  # (N, T): as a sequence model trains on them
+    probs = torch.cat([F.softmax(position_logits(teacher.model, X[i : i + 1024], *(c[i : i + 1024] for c in cls))
+                                 .float(), dim=-1) for i in range(0, len(X), 1024)])  # (N, T, V)
     probs[Y == IGNORE] = 0
     return probs[Y != IGNORE] if model.windowed else probs
 

@@ -59,25 +59,31 @@ def evaluate(model, data, batch_size: int = 1024) -> float:
     return total.item() / (Y != IGNORE).sum().item()
 
 
-def examples(model, corpus: Corpus, split: str):
-    """The tensors of one split as the model sees them: windows for window models, whole padded sequences for
-    sequence models (every split padded to the corpus's longest item), and the class of each item if any."""
+def sequences(corpus: Corpus, split: str):
+    """A split's items as whole padded sequences (every split padded to the corpus's longest item), and the class
+    of each item if any: (X, Y) or (X, Y, classes)."""
     part = corpus.split()[SPLITS.index(split)]
     words, labels = part if corpus.labels is not None else (part, None)
-    if model.windowed:
-        return build_windows(words, corpus.vocab, model.config.block_size)
     X, Y = build_sequences(words, corpus.vocab, corpus.longest + 1)
     return (X, Y) if labels is None else (X, Y, torch.tensor(labels, dtype=torch.long))
 
 
+def examples(model, corpus: Corpus, split: str):
+    """The tensors of one split as the model sees them: windows for window models (which take no class), whole
+    padded sequences for sequence models."""
+    if model.windowed:
+        return build_windows(corpus.split()[SPLITS.index(split)], corpus.vocab, model.config.block_size)
+    return sequences(corpus, split)
+
+
 def distilled_loss(logits, targets, teacher, share: float):
-    """Cross-entropy against a mixed target: share x the teacher's distribution + (1 - share) x the true
-    character, averaged over the targets. logits (B, V) or (B, T, V), targets (B,) or (B, T) with IGNORE at
-    padding, teacher the same shape as logits (zeros at padding)."""
-    logp = F.log_softmax(logits.float(), dim=-1)
-    hard = F.nll_loss(logp.reshape(-1, logp.shape[-1]), targets.reshape(-1), ignore_index=IGNORE)
-    soft = -(teacher * logp).sum(-1)[targets != IGNORE].mean()
-    return (1 - share) * hard + share * soft
+    """Cross-entropy against a mixed target, share x the teacher's distribution + (1 - share) x the true
+    character, averaged over the targets. logits (B, V) or (B, T, V); targets (B,) or (B, T), IGNORE at
+    padding; teacher shaped as logits."""
+    mask = targets != IGNORE
+    logp = F.log_softmax(logits.float(), dim=-1)[mask]  # (N, V): the targets' rows
+    mixed = share * teacher[mask] + (1 - share) * F.one_hot(targets[mask], logp.shape[-1])
+    return -(mixed * logp).sum(-1).mean()
 
 
 def crop_to_longest(batch: list):
