@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -98,6 +99,9 @@ def train_under_ddp(rank, port, folder, result_file):
     if rank == 0:
         result_file.write_text(json.dumps({"whole": whole, "resumed": resumed}))
     leave_ranks()  # the library's way out, a barrier first: rank 1 tearing its group down alone aborted once in CI
+    # and the group is gone with its threads: gloo threads still running as a process exited aborted it in CI
+    threads = [Path(f"/proc/self/task/{task}/comm").read_text().strip() for task in os.listdir("/proc/self/task")]
+    assert not [name for name in threads if "gloo" in name], f"rank {rank}: gloo's threads outlived leave_ranks: {threads}"
 
 
 @pytest.mark.slow

@@ -125,6 +125,11 @@ def join_ranks(device: torch.device) -> Ranks:
     import torch.distributed as dist
 
     if not dist.is_initialized():
+        # torch 2.13: torch._dynamo, first imported after the group exists (by the optimizer, by
+        # DistributedDataParallel), keeps a reference to it, so destroy_process_group left gloo's threads running
+        # as the process exited, and a rank aborted ("terminate called without an active exception") in CI.
+        import torch._dynamo  # noqa: F401
+
         if device.type == "cuda":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
