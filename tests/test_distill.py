@@ -121,12 +121,13 @@ def test_a_resumed_distilled_run_equals_an_uninterrupted_one(tmp_path, teacher):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_the_teacher_flags(tmp_path, word_file):
+def test_the_teacher_flags(tmp_path, word_file, monkeypatch):
     run_teacher = tmp_path / "teacher"
     assert cli("train", word_file, "--model", "bigram", "--out", run_teacher, "--samples", 0).returncode == 0
     student = ["train", word_file, "--model", "gru", "--steps", 30, "--eval-every", 30, "--optimizer", "adamw",
                "--lr", 0.01, "--samples", 0]
-    result = cli(*student, "--teacher", run_teacher, "--distill", 0.8, "--out", tmp_path / "s")
+    monkeypatch.chdir(tmp_path)  # a teacher given relative to here is kept absolute: --resume may run elsewhere
+    result = cli(*student, "--teacher", "teacher", "--distill", 0.8, "--out", tmp_path / "s")
     assert result.returncode == 0, result.stderr
     train_cfg = json.loads((tmp_path / "s" / "config.json").read_text())["train"]
     assert (train_cfg["teacher"], train_cfg["distill"]) == (str(run_teacher), 0.8)

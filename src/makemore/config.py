@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import tomllib
 from dataclasses import dataclass
 from importlib.resources import files
@@ -308,6 +309,8 @@ def resolve_run(doc: dict, path=None, given: dict | None = None) -> RunSpec:
     spec = RunSpec(data, model_name, options, TrainConfig(**train), condition, ascii, gpu).override(given)
     if ("distill" in train or "distill" in given) and not spec.train.teacher:
         raise ConfigError("teacher", "needed where distill is set: the trained run to learn from (on the same data)")
+    if spec.train.teacher:  # absolute, so that --resume finds it from any folder
+        spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, teacher=os.path.abspath(spec.train.teacher)))
     return spec
 
 
