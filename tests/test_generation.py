@@ -3,13 +3,12 @@ batch of requests equal to each alone, scores equal to the forward loss, and con
 family; then the same controls through the command line and the Python API."""
 
 import functools
-import time
 
 import pytest
 import torch
 
 import makemore
-from makemore import models
+from makemore import models, sample
 from makemore.config import TrainConfig
 from makemore.data import IGNORE, Corpus, build_sequences, build_windows
 from makemore.errors import ConfigError
@@ -105,12 +104,14 @@ def test_an_impossible_request_ends_with_what_was_found(name):
     result = draw(model, VOCAB, Sampler(100, three, torch.Generator().manual_seed(0), unique=True))
     assert not result.complete and result.rounds == ROUNDS
     assert 0 < len(result.names) < VOCAB.size and all(len(w) == 3 and w.startswith("ma") for w in result.names)
-    timed = Sampler(100, three, torch.Generator().manual_seed(0), unique=True, deadline=time.monotonic())
+    timed = Sampler(100, three, torch.Generator().manual_seed(0), unique=True, seconds=0)
     assert draw(model, VOCAB, timed).rounds == 1  # the time was spent before the second round
 
 
 @pytest.mark.parametrize("name", FAMILIES)
-def test_a_batch_of_jobs_gives_each_job_what_it_gives_alone(name):
+@pytest.mark.parametrize("max_rows", [sample.MAX_ROWS, 60, 45])  # one batch; several; the 50-row job in two pieces
+def test_a_batch_of_jobs_gives_each_job_what_it_gives_alone(name, max_rows, monkeypatch):
+    monkeypatch.setattr(sample, "MAX_ROWS", max_rows)
     model = model_of(name)
     jobs = [(50, Options(temperature=0.7, top_k=5, max_len=30), 1),
             (30, Options(prefix="ma", min_len=4, max_len=9), 2),
@@ -124,6 +125,30 @@ def test_a_batch_of_jobs_gives_each_job_what_it_gives_alone(name):
     assert [[r and r[0] for r in job] for job in together] == [[r and r[0] for r in job] for job in alone]
     for a, b in zip(together, alone):
         assert [r and r[1] for r in a] == pytest.approx([r and r[1] for r in b], abs=1e-6)
+
+
+def test_jobs_are_packed_whole_into_batches_and_one_too_large_is_cut(monkeypatch):
+    monkeypatch.setattr(sample, "MAX_ROWS", 10)
+    options = Options(max_len=30)
+    jobs = [Job(n, options) for n in (4, 5, 2, 23, 3, 10)]
+    batches = sample.batches_of(jobs)
+    assert [[(i, job.rows) for i, job in batch] for batch in batches] == [
+        [(0, 4), (1, 5)], [(2, 2)], [(3, 10)], [(3, 10)], [(3, 3)], [(4, 3)], [(5, 10)]]
+    assert sample.batches_of([]) == []
+
+
+@pytest.mark.parametrize("name", ["gru", "transformer", "hierarchical"])
+def test_a_job_over_max_rows_is_decoded_in_turn_with_its_generator_going_on(name, monkeypatch):
+    """More rows than MAX_ROWS (a million names from the command line) are decoded a batch at a time, so memory
+    stays bounded; the pieces draw from the job's generator in turn, so the words are those of the pieces."""
+    model = model_of(name)
+    g = torch.Generator().manual_seed(7)
+    options = Options(max_len=30).check(VOCAB)
+    pieces = [r for n in (16, 16, 8) for r in generate_jobs(model, VOCAB, [Job(n, options, g)], logprobs=True)[0]]
+    monkeypatch.setattr(sample, "MAX_ROWS", 16)
+    cut = rows(model, 40, 7, logprobs=True)
+    assert len(cut) == 40 and cut == pieces
+    assert rows(model, 40, 7, logprobs=True) == cut  # the same seed, the same words
 
 
 @pytest.mark.parametrize("name", ["transformer", "gru", "lstm", "rnn", "wavenet", "conv", "hierarchical"])

@@ -128,7 +128,7 @@ class Run:
         if isinstance(exclude, (str, Path)):  # a file of names, one per line
             exclude = read_items(exclude)
         return Sampler(n, options, generator, self.corpus.items_of(index), novel_only, frozenset(exclude), unique,
-                       deadline=time.monotonic() + seconds, logprobs=logprobs)
+                       seconds=seconds, logprobs=logprobs)
 
     def draw(self, n: int = 10, **options) -> Drawn:
         """n names and every name drawn on the way, for the novelty rate: generate() with the details — whether
@@ -141,7 +141,7 @@ class Run:
         output); cls (a conditioned model's class); min_len, max_len (in characters, prefix included: a name that
         would be longer is drawn again, not cut; by default at most twice the longest item); novel_only (none of
         the training items); exclude (names never to give: a list, or a file with one per line); unique (each
-        name once); seconds (how long to keep drawing when filters leave out names, 5 by default: an impossible
+        name once); seconds (how long to keep drawing again when filters leave out names, 5 by default: an impossible
         request gives what was found, fewer than n)."""
         return self.draw(n, **options).names
 

@@ -38,6 +38,7 @@ SAMPLING = {  # the sampling options a user gives, checked here and made into fl
 }
 ROUNDS = 100  # draw() generates at most this many batches for one request
 SECONDS = 5.0  # ... and begins none after this long
+MAX_ROWS = 20_000  # rows decoded at once; more are decoded in turn (a Transformer's cache is about 150 KB a row)
 
 
 @dataclass(frozen=True)
@@ -186,12 +187,40 @@ def per_row(jobs, job_of, value, fill):
     return torch.tensor([fill if v is None else v for v in values], device=job_of.device)[job_of].reshape(-1, 1)
 
 
-@torch.no_grad()
+def batches_of(jobs: list[Job]) -> list[list[tuple[int, Job]]]:
+    """The jobs, in order, packed into batches of at most MAX_ROWS rows, each job as (its index, a Job). A job
+    is never split across batches, so that it gives the same words whatever it is batched with, unless it alone
+    has more rows: then it is cut into batches of MAX_ROWS, in turn, its generator going on from one to the next."""
+    batches, current, rows = [], [], 0
+    for i, job in enumerate(jobs):
+        if current and rows + job.rows > MAX_ROWS:
+            batches.append(current)
+            current, rows = [], 0
+        if job.rows > MAX_ROWS:
+            batches += [[(i, dataclasses.replace(job, rows=min(MAX_ROWS, job.rows - start)))]
+                        for start in range(0, job.rows, MAX_ROWS)]
+            continue
+        current.append((i, job))
+        rows += job.rows
+    return batches + [current] if current else batches
+
+
 def generate_jobs(model, vocab: Vocab, jobs: list[Job], cached: bool = True, logprobs: bool = False) -> list[list]:
-    """Every job's rows as one batch; per job, a (word, log-probability) per row, or None for a row that reached
-    the job's max_len characters without ending (it is dropped, not cut). The log-probability (None unless
-    logprobs) is the model's — temperature 1, no top-k, top-p or length limit — of the word's characters, prefix
-    included, and its end. Jobs come with checked options and a max_len."""
+    """Every job's rows, decoded in batches of at most MAX_ROWS rows (batches_of); per job, a (word,
+    log-probability) per row, or None for a row that reached the job's max_len characters without ending (it is
+    dropped, not cut). The log-probability (None unless logprobs) is the model's — temperature 1, no top-k, top-p
+    or length limit — of the word's characters, prefix included, and its end. Jobs come with checked options and a
+    max_len."""
+    results = [[] for _ in jobs]
+    for batch in batches_of(jobs):
+        for (i, _), rows in zip(batch, decode(model, vocab, [job for _, job in batch], cached, logprobs)):
+            results[i] += rows
+    return results
+
+
+@torch.no_grad()
+def decode(model, vocab: Vocab, jobs: list[Job], cached: bool, logprobs: bool) -> list[list]:
+    """generate_jobs' rows of jobs decoded as one batch."""
     device = device_of(model)
     was_training = model.training
     model.eval()
@@ -286,7 +315,8 @@ class Drawn:
 class Sampler:
     """One request for n names that pass its filters: not in known (novel_only), not in exclude, each once
     (unique), ended within max_len. It gives jobs, one round at a time, until it has n names, or has run
-    `rounds` rounds, or `deadline` (time.monotonic()) has passed; one mechanism for every filter."""
+    `rounds` rounds, or `seconds` have passed since the first (however long a large first round took); one
+    mechanism for every filter."""
 
     n: int
     options: Options
@@ -296,8 +326,9 @@ class Sampler:
     exclude: frozenset = frozenset()
     unique: bool = False
     rounds: int = ROUNDS
-    deadline: float | None = None
+    seconds: float | None = None  # no round starts more than this long after the first ended (None: no bound)
     logprobs: bool = False
+    deadline: float | None = field(default=None, init=False)  # time.monotonic() when the first round ended, + seconds
     shown: list = field(default_factory=list)
     drawn: list = field(default_factory=list)
     tried: int = 0
@@ -306,7 +337,7 @@ class Sampler:
     def next_job(self) -> Job | None:
         missing = self.n - len(self.shown)
         if missing <= 0 or self.done_rounds >= self.rounds or (
-                self.done_rounds and self.deadline is not None and time.monotonic() > self.deadline):
+                self.deadline is not None and time.monotonic() > self.deadline):
             return None
         if not self.done_rounds:  # with filters, a margin: a round more costs a batch's wait in the server
             filtered = self.novel_only or self.unique or self.exclude
@@ -318,6 +349,8 @@ class Sampler:
 
     def take(self, results: list):
         self.done_rounds += 1
+        if self.done_rounds == 1 and self.seconds is not None:
+            self.deadline = time.monotonic() + self.seconds
         self.tried += len(results)
         seen = set(w for w, _ in self.shown) if self.unique else None
         for result in results:

@@ -37,10 +37,9 @@ from makemore.sample import Sampler, generate_jobs
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 32_768  # bytes: enough for an exclude list or words to score, far from a memory burden
-TIME_BOUND_S = 5.0  # no new round of a request's draws starts after this
+TIME_BOUND_S = 5.0  # no new round of a request's draws starts this long after its first
 MAX_PREFIX = 32
 MAX_LEN = 256  # the longest name a request may ask for
-BATCH_ROWS = 20_000  # rows of one batched decode; a larger burst is decoded in several
 
 
 class Prefixed(BaseModel):
@@ -73,15 +72,14 @@ class ScoreRequest(BaseModel):
 
 
 class Worker:
-    """The one thread that runs the model. Generation requests waiting when it is free are decoded together in
-    one batch (up to BATCH_ROWS rows), a round of each; a request that needs another round (its filters left out
-    names) joins the next batch. Other calls (next character, scores) run between batches."""
+    """The one thread that runs the model. Generation requests waiting when it is free are decoded together, a
+    round of each, in one call of generate_jobs (batches of at most MAX_ROWS rows); a request that needs another
+    round (its filters left out names) joins the next one. Other calls (next character, scores) run between."""
 
     def __init__(self, run: Run):
         self.run = run
         self.pending: list[tuple[object, Future]] = []  # (Sampler or a function, its future)
-        self.batches = 0  # batched decodes so far
-        self.most_jobs = 0  # ... and the most requests one of them served
+        self.most_jobs = 0  # the most requests one round of decoding served
         self.ready = threading.Condition()
         threading.Thread(target=self.loop, name="makemore-worker", daemon=True).start()
 
@@ -114,30 +112,27 @@ class Worker:
             future.set_exception(e)
 
     def decode(self, samplers):
-        """A round of each sampler's names, in batches of at most BATCH_ROWS rows."""
-        jobs = [(s, f, s.next_job()) for s, f in samplers]
-        batch, rows = [], 0
-        for s, f, job in jobs + [(None, None, None)]:
-            if s is not None and job is None:  # done: its names are found, or its rounds or time are spent
+        """A round of each sampler's names, decoded together (in batches of at most MAX_ROWS rows)."""
+        batch = []
+        for s, f in samplers:
+            job = s.next_job()
+            if job is None:  # done: its names are found, or its rounds or time are spent
                 f.set_result(s.result())
-                continue
-            if batch and (s is None or rows + job.rows > BATCH_ROWS):
-                self.batches += 1
-                self.most_jobs = max(self.most_jobs, len(batch))
-                try:
-                    results = generate_jobs(self.run.model, self.run.vocab, [j for _, _, j in batch], logprobs=True)
-                except Exception as e:
-                    for _, bf, _ in batch:
-                        bf.set_exception(e)
-                else:
-                    for (bs, bf, _), result in zip(batch, results):
-                        bs.take(result)
-                        with self.ready:  # its next round, in the next batch
-                            self.pending.append((bs, bf))
-                batch, rows = [], 0
-            if s is not None:
+            else:
                 batch.append((s, f, job))
-                rows += job.rows
+        if not batch:
+            return
+        self.most_jobs = max(self.most_jobs, len(batch))
+        try:
+            results = generate_jobs(self.run.model, self.run.vocab, [job for _, _, job in batch], logprobs=True)
+        except Exception as e:
+            for _, f, _ in batch:
+                f.set_exception(e)
+            return
+        for (s, f, _), result in zip(batch, results):
+            s.take(result)
+            with self.ready:  # its next round, in the next batch
+                self.pending.append((s, f))
 
 
 FIELDS = {"cls": "class"}  # the library's settings as the API's JSON names them, where they differ
