@@ -260,7 +260,8 @@ def print_samples(run, n: int, novel_only: bool = False, **options):
     print(f"novelty {100 * drawn.novelty:.1f}% ({novel} of {len(drawn.drawn)} samples are not in the training data"
           f"{'; * marks those that are' if not novel_only else ''})")
     if not drawn.complete:
-        print(f"found {len(drawn.names)} of {n} names that pass the filters, in {drawn.rounds} rounds of drawing "
+        rounds = f"{drawn.rounds} round{'s' * (drawn.rounds != 1)}"
+        print(f"found {len(drawn.names)} of {n} names that pass the filters, in {rounds} of drawing "
               f"({len(drawn.drawn)} names drawn); loosen them, or give more --seconds", file=sys.stderr)
 
 
