@@ -178,3 +178,46 @@ def test_bigram_is_smoothed_counts():
     logits, loss = model(X, Y)
     torch.testing.assert_close(logits.softmax(-1), probs[X[:, 0]])
     torch.testing.assert_close(loss, -probs[X[:, 0], Y].log().mean())
+
+
+@pytest.mark.parametrize("name", ["rnn", "gru", "lstm"])
+def test_weight_drop_drops_whole_recurrent_weights_for_the_batch_and_only_in_training(name):
+    """Weight-drop (DropConnect on the hidden-to-hidden weights): a dropped weight takes no part at any position
+    of any word of the batch, so exactly its gradient is zero; the input weights are untouched; in eval mode the
+    model is the same model without it."""
+    torch.manual_seed(0)
+    model = build(name, weight_drop=0.5)
+    plain = build(name)
+    plain.load_state_dict(model.state_dict())
+    X, Y = all_inputs(model)
+    model.eval(), plain.eval()
+    assert torch.equal(model(X)[0], plain(X)[0])
+    model.train()
+    model(X, Y)[1].backward()
+    for layer in range(model.config.n_layers):
+        hh, ih = getattr(model.rnn, f"weight_hh_l{layer}").grad, getattr(model.rnn, f"weight_ih_l{layer}").grad
+        assert 0.35 < (hh == 0).float().mean() < 0.65  # about half of them, each for the whole batch
+        assert (ih == 0).float().mean() < 0.05
+    plain.train()
+    plain(X, Y)[1].backward()
+    assert (plain.rnn.weight_hh_l0.grad == 0).float().mean() < 0.05  # without it, no weight's gradient is zero
+
+
+@pytest.mark.parametrize("name", ["rnn", "gru", "lstm"])
+def test_embedding_dropout_only_in_training_and_an_unset_option_draws_nothing(name):
+    torch.manual_seed(0)
+    model = build(name, emb_dropout=0.5)
+    plain = build(name)
+    plain.load_state_dict(model.state_dict())
+    X, Y = all_inputs(model)
+    assert torch.equal(model.eval()(X)[0], plain.eval()(X)[0])
+    model.train(), plain.train()
+    torch.manual_seed(1)
+    dropped = model(X)[0]
+    torch.manual_seed(1)
+    assert not torch.equal(dropped, plain(X)[0])
+    torch.manual_seed(1)
+    plain(X)
+    after = torch.rand(1)
+    torch.manual_seed(1)
+    assert torch.equal(after, torch.rand(1))  # a model without the options draws no random number in training

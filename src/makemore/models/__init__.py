@@ -46,6 +46,10 @@ OPTIONS = {
     "kernel_size": Field(int, "wavenet: convolution kernel", low=0),
     "norm": Field(str, "wavenet: normalisation in each layer", choices=NORMS),
     "dropout": Field(float, "wavenet, rnn, gru, lstm, transformer: dropout", low=0, low_inclusive=True, high=1),
+    "emb_dropout": Field(float, "rnn, gru, lstm: dropout on the embedded characters", low=0, low_inclusive=True,
+                         high=1),
+    "weight_drop": Field(float, "rnn, gru, lstm: drop this share of the hidden-to-hidden weights, one mask a batch "
+                                "(weight-drop)", low=0, low_inclusive=True, high=1),
     "n_layers": Field(int, "rnn, gru, lstm, transformer: layers", low=0),
     "n_head": Field(int, "transformer: attention heads", low=0),
 }

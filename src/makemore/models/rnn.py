@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 
 from makemore.models.base import SequenceModel
 
@@ -20,6 +22,8 @@ class RNNConfig:
     n_hidden: int = 128
     n_layers: int = 1
     dropout: float = 0.0  # between layers, and on the last layer's output
+    emb_dropout: float = 0.0  # on the embedded characters
+    weight_drop: float = 0.0  # DropConnect on the hidden-to-hidden weights: one mask a batch, every position
     cell: str = "rnn"
     n_classes: int = 0  # global conditioning: a class vector added to the input at every position
 
@@ -57,12 +61,23 @@ class Recurrent(SequenceModel):
 
     def forward(self, idx, targets=None, cls=None):
         x = self.embedding(idx)  # (B, T, E)
+        if self.config.emb_dropout:  # only where set: dropout draws random numbers even at p = 0
+            x = F.dropout(x, self.config.emb_dropout, self.training)
         cond = self.class_vector(cls, len(idx))
         if cond is not None:
             x = x + cond[:, None]
-        out, _ = self.rnn(x)  # (B, T, H)
+        out, _ = self.recur(x)  # (B, T, H)
         logits = self.head(self.dropout(out))  # (B, T, V)
         return logits, self.loss(logits, targets)
+
+    def recur(self, x):
+        """The RNN over x; in training with weight_drop, with some of its hidden-to-hidden weights dropped for
+        the whole batch (AWD-LSTM's weight-drop: the recurrence itself is regularised, every step alike)."""
+        if not (self.training and self.config.weight_drop):
+            return self.rnn(x)
+        dropped = {name: F.dropout(w, self.config.weight_drop) for name, w in self.rnn.named_parameters()
+                   if name.startswith("weight_hh")}
+        return functional_call(self.rnn, dropped, (x,))
 
     def init_cache(self, batch_size: int, cls=None):
         return RecurrentState(self, self.class_vector(cls, batch_size))
