@@ -1,6 +1,6 @@
 """A bounded burst against makemore serve on 127.0.0.1: mixed valid and invalid requests from C connections
-for S seconds. Reports requests/s, p50 / p99 latency, the count of each status, and whether the server is
-still up. It fails (exit 1) on any 5xx or a dead server.
+for S seconds. Reports requests/s, p50 / p99 latency, the count of each status, the server's CPU time per request
+(Linux), and whether the server is still up. It fails (exit 1) on any 5xx or a dead server.
 
     python benchmarks/serve_load.py RUN [--seconds 30] [--connections 32] [--clients 1] [--device cpu]
                                         [--server-cores 0]
@@ -92,6 +92,15 @@ def client(url, seconds, connection_ids, go, results, cores):
     results.put(asyncio.run(burst(url, seconds, connection_ids)))
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """The user + system CPU time a process has used so far (Linux /proc; None elsewhere)."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14, 15 of stat
+
+
 def load(url, seconds, connections, clients, cores=None):
     """Connection k (its requests drawn with seed k) goes to client k % clients; every client starts at once."""
     if clients == 1:
@@ -139,7 +148,9 @@ def main():
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)
+        cpu_before = cpu_seconds(server.pid)
         latencies, statuses, elapsed = load(url, args.seconds, args.connections, args.clients, client_cores)
+        cpu_after = cpu_seconds(server.pid)
         alive = httpx.get(url + "/healthz", timeout=5).status_code == 200 and server.poll() is None
     finally:
         server.terminate()
@@ -150,6 +161,9 @@ def main():
     where = f"; server on {args.server_cores} of {len(cores)} cores, clients on the rest" if args.server_cores else ""
     print(f"{args.connections} connections from {args.clients} client process(es){where} for {elapsed:.1f} s: "
           f"{total:,} requests, {total / elapsed:,.1f} requests/s")
+    if cpu_before is not None and cpu_after is not None and total:
+        # the server's own cost, whatever the client's: on a machine where the client takes cores, the fairer figure
+        print(f"server CPU: {cpu_after - cpu_before:.1f} s, {1000 * (cpu_after - cpu_before) / total:.2f} ms a request")
     print(f"latency p50 {p(0.50):.1f} ms, p99 {p(0.99):.1f} ms, max {1000 * latencies[-1]:.1f} ms")
     for (kind, status), count in sorted(statuses.items(), key=str):
         print(f"  {kind:8} {status}: {count:,}")

@@ -72,3 +72,14 @@ def test_bad_sampling_options_raise_config_error(run, options, field):
     assert e.value.field == field and "--" not in str(e.value)
     with pytest.raises(ConfigError, match="split: expected one of train, val, test"):
         run.evaluate("dev")
+
+
+def test_the_progress_bar_moves_between_logs(word_file, tmp_path, capsys):
+    """A run that stops before its first log (patience or a time limit, on a short run) shows the steps it made."""
+    def stop_at_20(trainer, event):
+        trainer.stop = trainer.stop or (event == "step" and trainer.step == 20)
+
+    makemore.train(word_file, model="gru", n_embd=8, n_hidden=16, steps=30, batch_size=8, eval_every=10**6,
+                   out=tmp_path / "run", callbacks=[stop_at_20])
+    bar = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    assert any("20/30" in line for line in bar)

@@ -15,9 +15,10 @@ from makemore.errors import ConfigError
 from makemore.run import make_trainer
 from makemore.sample import ROUNDS, Job, Options, Sampler, draw, generate, generate_jobs, has_cache, next_token, score
 
-from conftest import ITEMS, TINY, VOCAB, assert_one_line_error, cli, make_items, trained
+from conftest import ITEMS, TINY, VOCAB, assert_one_line_error, build, cli, make_items, trained
 
 FAMILIES = list(TINY)
+CONDITIONED = ["conv", "wavenet", "rnn", "gru", "lstm", "transformer"]
 
 
 @functools.cache
@@ -127,6 +128,44 @@ def test_a_batch_of_jobs_gives_each_job_what_it_gives_alone(name, max_rows, monk
         assert [r and r[1] for r in a] == pytest.approx([r and r[1] for r in b], abs=1e-6)
 
 
+class CountingStep:
+    """A step of generation that records how many rows each call ran."""
+
+    def __init__(self, step):
+        self.step, self.rows = step, []
+
+    def select(self, rows):
+        self.step.select(rows)
+
+    def __call__(self, tokens):
+        self.rows.append(len(tokens))
+        return self.step(tokens)
+
+
+@pytest.mark.parametrize("name", FAMILIES + [f"{n}-conditioned" for n in CONDITIONED])
+def test_rows_of_one_history_step_once_and_give_what_stepping_each_row_gives(name, monkeypatch):
+    """Cached generation steps once per distinct history (class and characters so far) while rows share one;
+    naive generation, the reference, steps every row: the same words and log-probabilities."""
+    family, _, conditioned = name.partition("-")
+    model = build(family, n_classes=3).eval() if conditioned else model_of(family)
+    classes = [0, 2, 0, 1] if conditioned else [None] * 4
+    options = [dict(), dict(prefix="ma", temperature=0.8), dict(top_k=4), dict(prefix="ma")]
+    steps = []
+    make_step = sample.make_step
+    monkeypatch.setattr(sample, "make_step", lambda *a, **k: steps.append(CountingStep(make_step(*a, **k))) or steps[-1])
+    made = {}
+    for cached in (True, False):
+        jobs = [Job(n, Options(max_len=30, cls=c, **o).check(VOCAB), torch.Generator().manual_seed(seed))
+                for n, c, o, seed in zip([60, 40, 30, 20], classes, options, [1, 2, 3, 4])]
+        made[cached] = generate_jobs(model, VOCAB, jobs, cached=cached, logprobs=True)
+    assert [[r and r[0] for r in job] for job in made[True]] == [[r and r[0] for r in job] for job in made[False]]
+    for a, b in zip(*made.values()):
+        assert [r and r[1] for r in a] == pytest.approx([r and r[1] for r in b], abs=1e-6)
+    shared, each = steps
+    assert shared.rows[0] == len(set(classes)) and each.rows[0] == 150  # the first step: one history a class
+    assert sum(shared.rows) < sum(each.rows)
+
+
 def test_jobs_are_packed_whole_into_batches_and_one_too_large_is_cut(monkeypatch):
     monkeypatch.setattr(sample, "MAX_ROWS", 10)
     options = Options(max_len=30)
@@ -203,9 +242,6 @@ def test_scoring_a_character_outside_the_vocabulary_names_it():
 
 
 # ----------------------------------------------------------------------------- conditioning
-
-CONDITIONED = ["conv", "wavenet", "rnn", "gru", "lstm", "transformer"]
-
 
 def test_the_sequence_families_take_a_class():
     assert sorted(n for n in models.MODELS if "n_classes" in models.config_fields(n)) == sorted(CONDITIONED)

@@ -13,7 +13,8 @@ from makemore.files import truncate_jsonl
 
 
 class ProgressBar:
-    """A tqdm bar with the batch loss and steps/s, and a line per evaluation."""
+    """A tqdm bar, moved every step (tqdm redraws at most every mininterval), with the logged batch loss and
+    steps/s, and a line per evaluation."""
 
     def __init__(self, trainer):
         from tqdm.auto import tqdm
@@ -31,8 +32,9 @@ class ProgressBar:
         self.bar.close()
 
     def __call__(self, trainer, event: str):
-        if event == "log":
+        if event == "step":
             self.bar.update(trainer.step - self.bar.n)
+        elif event == "log":
             self.bar.set_postfix(loss=f"{trainer.last_log['loss']:.4f}", lr=f"{trainer.last_log['lr']:.3g}")
         elif event == "eval" and trainer.step < trainer.cfg.steps:
             e = trainer.last_eval

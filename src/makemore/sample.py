@@ -88,8 +88,10 @@ def next_token(logits, temperature, top_k=None, generator=None, *, top_p=None, u
         kth = torch.topk(logits, top_k, dim=-1).values[:, [-1]]  # (B, 1)
         logits = logits.masked_fill(logits < kth, float("-inf"))
     elif isinstance(top_k, torch.Tensor):
-        kth = logits.sort(dim=-1, descending=True).values.gather(1, top_k.clamp(1, V) - 1)  # (B, 1)
-        logits = logits.masked_fill(logits < kth, float("-inf"))
+        limited = top_k < V  # (B, 1): the other rows keep every character
+        k = int(top_k.masked_fill(~limited, 1).max())  # the largest k of a limited row: top-k of it, not a sort
+        kth = torch.topk(logits, k, dim=-1).values.gather(1, top_k.clamp(1, k) - 1)  # (B, 1)
+        logits = logits.masked_fill((logits < kth) & limited, float("-inf"))
     if top_p is not None:
         p = torch.as_tensor(top_p, dtype=logits.dtype, device=logits.device).reshape(-1, 1)  # (B, 1) or (1, 1)
         ordered = logits.sort(dim=-1, descending=True).values
@@ -176,6 +178,37 @@ def longest_word(model, max_len: int) -> int:
     return max_len if limit is None else min(max_len, limit)
 
 
+class Histories:
+    """Rows with the same class and the same characters so far have the same state, so while such rows are many —
+    the start of words: a batch of thousands has one history, then at most V, then a few hundred — the model steps
+    once for each distinct history and its rows share the result. A row's history is a number (its class, then a
+    base-V digit a character); this stops for good once the distinct histories are over half the rows, or their
+    numbers could pass 63 bits."""
+
+    def __init__(self, cls: torch.Tensor | None, B: int, V: int, device, on: bool = True):
+        self.key = torch.zeros(B, dtype=torch.long, device=device) if cls is None else cls.long()
+        self.V, self.bound = V, 1 + (0 if cls is None or not B else int(cls.max()))  # key < bound
+        self.on = on
+
+    def select(self, rows):
+        if self.on:
+            self.key = self.key[rows]
+
+    def __call__(self, step, tokens):  # step(tokens): (B,) -> (B, V)
+        if self.on:
+            self.key, self.bound = self.key * self.V + tokens, self.bound * self.V
+            distinct, inverse = torch.unique(self.key, return_inverse=True)
+            self.on = 2 * len(distinct) <= len(tokens) and self.bound * self.V < 2**63
+            if 2 * len(distinct) <= len(tokens):
+                first = torch.full_like(distinct, len(tokens)).scatter_reduce_(
+                    0, inverse, torch.arange(len(tokens), device=tokens.device), "amin")  # a row of each history
+                step.select(first)
+                logits = step(tokens[first])
+                step.select(inverse)
+                return logits[inverse]
+        return step(tokens)
+
+
 # ----------------------------------------------------------------------------- generation
 
 
@@ -246,7 +279,8 @@ def decode(model, vocab: Vocab, jobs: list[Job], cached: bool, logprobs: bool) -
     rows = torch.arange(B, device=device)  # the words still being written: row b of the batch is word rows[b]
     end = torch.arange(V, device=device) == BOUNDARY
     counts = [j.rows for j in jobs]  # rows still being written, per job; a job's rows stay together, in order
-    logits = step(torch.full((B,), BOUNDARY, dtype=torch.long, device=device)) if B else None
+    histories = Histories(cls, B, V, device, on=cached)  # naive generation, the reference, steps every row
+    logits = histories(step, torch.full((B,), BOUNDARY, dtype=torch.long, device=device)) if B else None
     for t in range(steps if B else 0):
         if t < width and all(t < len(p) for p, c in zip(prefixes, counts) if c):
             ix = forced[rows, t]  # every word is still in its prefix
@@ -272,9 +306,10 @@ def decode(model, vocab: Vocab, jobs: list[Job], cached: bool, logprobs: bool) -
                 break
             rows, ix = rows[keep], ix[keep]
             step.select(keep)
+            histories.select(keep)
             counts = torch.bincount(job_of[rows], minlength=len(jobs)).tolist() if len(jobs) > 1 else [len(rows)]
         if t + 1 < steps:
-            logits = step(ix)
+            logits = histories(step, ix)
     model.train(was_training)
     words = vocab.decode_rows(out) if B else []
     scores = score.tolist() if logprobs else [None] * B

@@ -137,9 +137,11 @@ class KVCache:
 
     def __init__(self, model, kv, cond=None):
         self.model, self.kv, self.cond, self.t = model, kv, cond, 0
+        self.buffer = kv  # (batch_size, ...): kv is its first rows
 
     def select(self, rows):
-        # in place, the positions so far only: no new cache of block_size positions each time words end
-        self.kv[: len(rows), : self.t] = self.kv[rows, : self.t]
-        self.kv = self.kv[: len(rows)]
+        # in the cache made for the whole batch, the positions so far only: no new cache of block_size positions
+        # each time words end, nor when rows that shared a history spread out again (sample.Histories)
+        self.buffer[: len(rows), : self.t] = self.kv[rows, : self.t]
+        self.kv = self.buffer[: len(rows)]
         self.cond = None if self.cond is None else self.cond[rows]
