@@ -178,35 +178,39 @@ def longest_word(model, max_len: int) -> int:
     return max_len if limit is None else min(max_len, limit)
 
 
-class Histories:
-    """Rows with the same class and the same characters so far have the same state, so while such rows are many —
-    the start of words: a batch of thousands has one history, then at most V, then a few hundred — the model steps
-    once for each distinct history and its rows share the result. A row's history is a number (its class, then a
-    base-V digit a character); this stops for good once the distinct histories are over half the rows, or their
-    numbers could pass 63 bits."""
+class SharedStep:
+    """A step that runs the model once per distinct history. Rows with the same class and the same characters so
+    far have the same state, and at the start of words they are many: a batch of thousands has one history, then
+    at most V, then a few hundred. A row's history is a number (its class, then a base-V digit a character); the
+    sharing stops for good once the distinct histories are over half the rows, or their numbers could pass 63
+    bits."""
 
-    def __init__(self, cls: torch.Tensor | None, B: int, V: int, device, on: bool = True):
-        self.key = torch.zeros(B, dtype=torch.long, device=device) if cls is None else cls.long()
-        self.V, self.bound = V, 1 + (0 if cls is None or not B else int(cls.max()))  # key < bound
-        self.on = on
+    def __init__(self, step, cls: torch.Tensor | None, B: int, V: int, device):
+        self.step, self.V = step, V
+        self.key = torch.zeros(B, dtype=torch.long, device=device) if cls is None else cls.long()  # None: stopped
+        self.bound = 1 + (0 if cls is None or not B else int(cls.max()))  # every key is below it
 
     def select(self, rows):
-        if self.on:
+        self.step.select(rows)
+        if self.key is not None:
             self.key = self.key[rows]
 
-    def __call__(self, step, tokens):  # step(tokens): (B,) -> (B, V)
-        if self.on:
-            self.key, self.bound = self.key * self.V + tokens, self.bound * self.V
-            distinct, inverse = torch.unique(self.key, return_inverse=True)
-            self.on = 2 * len(distinct) <= len(tokens) and self.bound * self.V < 2**63
-            if 2 * len(distinct) <= len(tokens):
-                first = torch.full_like(distinct, len(tokens)).scatter_reduce_(
-                    0, inverse, torch.arange(len(tokens), device=tokens.device), "amin")  # a row of each history
-                step.select(first)
-                logits = step(tokens[first])
-                step.select(inverse)
-                return logits[inverse]
-        return step(tokens)
+    def __call__(self, tokens):  # (B,) -> (B, V)
+        if self.key is None:
+            return self.step(tokens)
+        self.key, self.bound = self.key * self.V + tokens, self.bound * self.V
+        distinct, inverse = torch.unique(self.key, return_inverse=True)
+        shared = 2 * len(distinct) <= len(tokens)
+        if not shared or self.bound * self.V >= 2**63:
+            self.key = None
+        if not shared:
+            return self.step(tokens)
+        first = torch.full_like(distinct, len(tokens)).scatter_reduce_(
+            0, inverse, torch.arange(len(tokens), device=tokens.device), "amin")  # a row of each history
+        self.step.select(first)
+        logits = self.step(tokens[first])
+        self.step.select(inverse)
+        return logits[inverse]
 
 
 # ----------------------------------------------------------------------------- generation
@@ -273,14 +277,15 @@ def decode(model, vocab: Vocab, jobs: list[Job], cached: bool, logprobs: bool) -
     classes = [j.options.cls for j in jobs]
     cls = None if all(c is None for c in classes) else torch.tensor(classes, device=device)[job_of]
     step = make_step(model, B, cls, cached)
+    if cached:  # naive generation, the reference, steps every row
+        step = SharedStep(step, cls, B, V, device)
     out = torch.full((B, steps), BOUNDARY, dtype=torch.long, device=device)  # (B, L)
     score = torch.zeros(B, dtype=torch.float64, device=device)
     too_long = torch.zeros(B, dtype=torch.bool, device=device)
     rows = torch.arange(B, device=device)  # the words still being written: row b of the batch is word rows[b]
     end = torch.arange(V, device=device) == BOUNDARY
     counts = [j.rows for j in jobs]  # rows still being written, per job; a job's rows stay together, in order
-    histories = Histories(cls, B, V, device, on=cached)  # naive generation, the reference, steps every row
-    logits = histories(step, torch.full((B,), BOUNDARY, dtype=torch.long, device=device)) if B else None
+    logits = step(torch.full((B,), BOUNDARY, dtype=torch.long, device=device)) if B else None
     for t in range(steps if B else 0):
         if t < width and all(t < len(p) for p, c in zip(prefixes, counts) if c):
             ix = forced[rows, t]  # every word is still in its prefix
@@ -306,10 +311,9 @@ def decode(model, vocab: Vocab, jobs: list[Job], cached: bool, logprobs: bool) -
                 break
             rows, ix = rows[keep], ix[keep]
             step.select(keep)
-            histories.select(keep)
             counts = torch.bincount(job_of[rows], minlength=len(jobs)).tolist() if len(jobs) > 1 else [len(rows)]
         if t + 1 < steps:
-            logits = histories(step, ix)
+            logits = step(ix)
     model.train(was_training)
     words = vocab.decode_rows(out) if B else []
     scores = score.tolist() if logprobs else [None] * B

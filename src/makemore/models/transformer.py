@@ -141,7 +141,7 @@ class KVCache:
 
     def select(self, rows):
         # in the cache made for the whole batch, the positions so far only: no new cache of block_size positions
-        # each time words end, nor when rows that shared a history spread out again (sample.Histories)
+        # each time words end, nor when rows that shared a history spread out again (sample.SharedStep)
         self.buffer[: len(rows), : self.t] = self.kv[rows, : self.t]
         self.kv = self.buffer[: len(rows)]
         self.cond = None if self.cond is None else self.cond[rows]
