@@ -14,7 +14,6 @@ import torch.multiprocessing as mp
 from makemore.cli import main
 from makemore.config import TrainConfig
 from makemore.run import RunWriter, load_run, make_trainer, resume_trainer
-from makemore.train import leave_ranks
 
 from conftest import CORPUS, free_port
 
@@ -95,11 +94,14 @@ def train_under_ddp(rank, port, folder, result_file):
     assert run(make_trainer(CORPUS, name, options, cfg), folder / "killed", kill_at=50) is None
     torch.distributed.barrier()  # rank 0's checkpoint is on disk
     torch.manual_seed(1234 + rank)  # a resumed process starts with other random state: the checkpoint restores it
-    resumed = run(resume_trainer(load_run(folder / "killed")), folder / "killed")
+    trainer = resume_trainer(load_run(folder / "killed"))
+    resumed = run(trainer, folder / "killed")
     if rank == 0:
         result_file.write_text(json.dumps({"whole": whole, "resumed": resumed}))
-    leave_ranks()  # the library's way out, a barrier first: rank 1 tearing its group down alone aborted once in CI
-    # and the group is gone with its threads: gloo threads still running as a process exited aborted it in CI
+    trainer.leave_ranks()  # the library's way out, with its trainer alive, as after `makemore train`: a barrier first
+    # (rank 1 tearing its group down alone aborted once in CI), and the group is gone with its threads even though
+    # the trainer is not: gloo threads still running as a process exited aborted it in CI, and a group left to the
+    # wrapper's reducer hung rank 1 there
     threads = [Path(f"/proc/self/task/{task}/comm").read_text().strip() for task in os.listdir("/proc/self/task")]
     assert not [name for name in threads if "gloo" in name], f"rank {rank}: gloo's threads outlived leave_ranks: {threads}"
 

@@ -21,7 +21,7 @@ from makemore.errors import ConfigError, UserError
 from makemore.files import truncate_jsonl, write_atomic
 from makemore.models.base import position_logits
 from makemore.sample import SAMPLING, SECONDS, Drawn, Options, Sampler, Score, default_max_len, draw, next_char_probs, score
-from makemore.train import Trainer, evaluate, examples, leave_ranks, sequences, world_size
+from makemore.train import Trainer, evaluate, examples, sequences, world_size
 
 CHECKPOINT_FORMAT = 1
 CHECKPOINT = "model.pt"
@@ -510,7 +510,7 @@ class Training:
         finally:
             if bar:
                 bar.close()
-            leave_ranks()
+            self.trainer.leave_ranks()
         return load_run(self.folder) if lead else None
 
     def interrupted(self) -> str:

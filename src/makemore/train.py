@@ -3,6 +3,7 @@ torchrun's processes (DistributedDataParallel)."""
 
 from __future__ import annotations
 
+import gc
 import os
 
 import torch
@@ -264,6 +265,15 @@ class Trainer(Loop):
     def mean_losses(self, losses) -> tuple[float, float]:
         recent = torch.stack(losses)
         return recent.mean().item(), recent.log10().mean().item()
+
+    def leave_ranks(self):
+        """Out of torchrun's process group, the DistributedDataParallel wrapper first. Its reducer is freed with the
+        GIL held: holding the group's last reference, it made the group's destructor wait for a gloo thread that
+        waited for the GIL (to free a tensor of the last collective), and rank 1 hung at exit in CI. The group's
+        own object, its last holder now, frees it with the GIL released."""
+        self.net = self.model
+        gc.collect()  # the wrapper's hooks hold it in reference cycles
+        leave_ranks()
 
     def split_loss(self, data) -> float:
         return evaluate(self.model, data)
