@@ -48,7 +48,7 @@ class Loop:
     A backend sets model (a PyTorch module: the run folder's weights), train_data, val_data and generator, then
     calls settle(), and provides begin() -> the steps to run, train_step(lr) -> the batch's loss (kept on its
     device), mean_losses(losses) -> (mean, mean of log10), split_loss(data) and, if it needs one,
-    before_eval_event().
+    before_eval_event() and leave_ranks().
     """
 
     def __init__(self, cfg: TrainConfig):
@@ -165,6 +165,9 @@ class Loop:
 
     def before_eval_event(self):
         """What must be current before the 'eval' callbacks (a checkpoint among them) run."""
+
+    def leave_ranks(self):
+        """At the run's end, out of the process group the backend joined, if it joined one (torchrun's)."""
 
     def swap_weights(self, state: dict) -> dict:
         """Put state's weights in the model; give back those it had (a backend with averaged weights)."""
