@@ -1,5 +1,6 @@
 """makemore serve: the HTTP API (every validation rule, with TestClient) and the page in a real browser."""
 
+import contextlib
 import json
 import math
 import os
@@ -199,6 +200,10 @@ def test_serve_cli_refuses_a_taken_port_and_a_bad_run(runs, tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
     result = cli("serve", tmp_path / "nope")
     assert result.returncode == 2 and "no such run folder" in result.stderr
+    result = cli("serve", tmp_path / "nope", "--workers", 2)  # refused before any worker process starts
+    assert result.returncode == 2 and "no such run folder" in result.stderr
+    result = cli("serve", runs["plain"], "--workers", 0)
+    assert result.returncode == 2 and "--workers" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
 # ----------------------------------------------------------------------------- a real browser
@@ -206,11 +211,11 @@ def test_serve_cli_refuses_a_taken_port_and_a_bad_run(runs, tmp_path):
 CHROMIUM = "/usr/bin/chromium"
 
 
-@pytest.fixture
-def server(runs):
-    """makemore serve as a user starts it, on a free localhost port."""
+@contextlib.contextmanager
+def serving(run, *flags):
+    """makemore serve as a user starts it, on a free localhost port: its URL, then its process."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "makemore", "serve", str(runs["plain"]), "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "makemore", "serve", str(run), "--port", str(port), *flags],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, PYTHONUNBUFFERED="1"))
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
@@ -226,9 +231,17 @@ def server(runs):
     else:
         proc.kill()
         pytest.fail("makemore serve did not come up")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    try:
+        yield url, proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture
+def server(runs):
+    with serving(runs["plain"]) as (url, _):
+        yield url
 
 
 def post(url, body):
@@ -237,17 +250,45 @@ def post(url, body):
         return r.status, json.loads(r.read())
 
 
-@pytest.mark.slow
-def test_concurrent_requests_get_what_they_get_one_at_a_time(server):
-    """16 requests at once to a real server, with seeds and mixed options: each gets the names it got alone."""
+def check_burst_gets_what_each_gets_alone(url):
+    """16 requests at once, with seeds and mixed options: each gets the names it got alone."""
     bodies = [{"n": 5 + 7 * i, "seed": i, "temperature": 0.6 + 0.1 * i, "top_k": [None, 5][i % 2],
                "top_p": [None, 0.9][i % 3 == 0], "prefix": ["", "ma", "l"][i % 3]} for i in range(16)]
-    one_at_a_time = [post(server + "/api/generate", b) for b in bodies]
+    one_at_a_time = [post(url + "/api/generate", b) for b in bodies]
     with ThreadPoolExecutor(16) as pool:
-        at_once = list(pool.map(lambda b: post(server + "/api/generate", b), bodies))
+        at_once = list(pool.map(lambda b: post(url + "/api/generate", b), bodies))
     assert [s for s, _ in at_once] == [200] * 16
     assert [[x["name"] for x in r["names"]] for _, r in at_once] == [[x["name"] for x in r["names"]]
                                                                       for _, r in one_at_a_time]
+
+
+@pytest.mark.slow
+def test_concurrent_requests_get_what_they_get_one_at_a_time(server):
+    check_burst_gets_what_each_gets_alone(server)
+
+
+def children(pid: int) -> list[str]:
+    """The command lines of a process's running children (Linux /proc)."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            ppid = int(open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[1])
+            if ppid == pid:
+                found.append(open(f"/proc/{entry}/cmdline").read().replace("\0", " "))
+        except OSError:  # gone meanwhile
+            continue
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="counts the server's processes in /proc")
+def test_worker_processes_share_the_port_and_each_seed_gives_its_names(runs):
+    """serve --workers 2: two processes of uvicorn's, each with the model, answer on one port; requests at once
+    and one at a time, whichever process takes each, give the same names for the same seed."""
+    with serving(runs["plain"], "--workers", "2") as (url, proc):
+        assert sum("spawn_main" in c for c in children(proc.pid)) == 2, children(proc.pid)
+        check_burst_gets_what_each_gets_alone(url)
+    assert not children(proc.pid)  # stopped with the server
 
 
 @pytest.mark.slow

@@ -22,6 +22,7 @@ from makemore.errors import ConfigError, UserError
 from makemore.fields import Field
 from makemore.run import EnsembleTraining, new_training, read_run_files, resume_training
 from makemore.sample import SAMPLING
+from makemore.train import threads_per_process
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -136,6 +137,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: this machine only)")
     p.add_argument("--port", type=number(int, 1, "a port", low_inclusive=True, high=65536), default=8000)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
+    p.add_argument("--workers", type=number(int, 0, "processes"), default=1,
+                   help="server processes, each with the model and its own batches: on a CPU, up to one a core "
+                        "(the cores are shared out as torch threads); default 1")
 
     p = sub.add_parser("ensemble", help="several trained runs as one: the mixture of their next-character "
                        "distributions")
@@ -335,13 +339,13 @@ def cmd_plot(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from makemore.sweep import Sweep, default_threads, run_sweep, storage_url, table
+    from makemore.sweep import Sweep, run_sweep, storage_url, table
 
     folder = args.out or Path("sweeps") / args.config.stem
     if folder.exists() and not folder.is_dir():
         raise ConfigError("out", f"{folder} exists and is not a folder")
     sweep = Sweep(args.config, args.space, folder, storage_url(folder, args.storage), args.study or folder.name,
-                  args.trials, default_threads(args.workers))
+                  args.trials, threads_per_process(args.workers))
     best = run_sweep(sweep, args.workers)
     print(table(folder))
     if best:
@@ -378,7 +382,7 @@ def cmd_serve(args) -> int:
             s.bind((args.host, args.port))
         except OSError as e:
             raise UserError(f"--host {args.host} --port {args.port}: cannot listen there ({e.strerror})") from None
-    serve(args.run, args.host, args.port, device=args.device)
+    serve(args.run, args.host, args.port, device=args.device, workers=args.workers)
     return 0
 
 

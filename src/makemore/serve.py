@@ -9,7 +9,9 @@ GET  /              the page (static/index.html)
 
 One worker thread runs the model. The generation requests that arrive while it works are gathered into one
 batch — whatever their options — so a burst of requests costs about one batched decode, not a queue of them;
-each request draws from its own random generator, so a seed gives the same names alone or in a batch.
+each request draws from its own random generator, so a seed gives the same names alone or in a batch. With
+--workers N, N such processes (uvicorn's) share the port, each with the model and its own batches: one process's
+Python (HTTP, validation, the decode loop) runs under one GIL, and on a CPU it left half of two cores idle.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
 import threading
 import time
 from concurrent.futures import Future
 from pathlib import Path
 
+import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
@@ -34,6 +38,7 @@ from makemore.data import BOUNDARY
 from makemore.errors import ConfigError
 from makemore.run import Run
 from makemore.sample import Sampler, generate_jobs
+from makemore.train import threads_per_process
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 32_768  # bytes: enough for an exclude list or words to score, far from a memory burden
@@ -224,6 +229,8 @@ def create_app(folder, device: str = "cpu") -> FastAPI:
             "classes": corpus.classes or [],
         }
 
+    # The answers are JSONResponses, plain JSON types already: FastAPI's encoder, walking every name's dict, took
+    # a quarter of the server's time with the GIL in a burst of generation requests (serve_load, py-spy --gil).
     @app.post("/api/generate")
     async def generate(req: GenerateRequest):
         known = run.known(req.class_)
@@ -233,25 +240,25 @@ def create_app(folder, device: str = "cpu") -> FastAPI:
                               novel_only=req.novel_only, exclude=req.exclude, unique=req.unique,
                               seconds=TIME_BOUND_S, logprobs=True)
         drawn = await on_worker(sampler)
-        return {
+        return JSONResponse({
             "names": [{"name": w, "logprob": lp, "known": w in known} for w, lp in drawn.names],
             "novelty": drawn.novelty,
             "drawn": len(drawn.drawn),
             "complete": drawn.complete,
             "seconds": round(time.monotonic() - started, 4),
-        }
+        })
 
     @app.post("/api/score")
     async def score(req: ScoreRequest):
         scores = await on_worker(lambda: run.score(req.words, cls=req.class_))
-        return {"scores": [dataclasses.asdict(s) for s in scores]}
+        return JSONResponse({"scores": [dataclasses.asdict(s) for s in scores]})
 
     @app.post("/api/next")
     async def next_char(req: Prefixed):
         probs = await on_worker(lambda: run.next_char_probs(req.prefix, cls=req.class_))
         chars = [{"char": "" if i == BOUNDARY else vocab.chars[i - 1], "end": i == BOUNDARY, "p": p}
                  for i, p in enumerate(probs)]
-        return {"prefix": req.prefix, "next": sorted(chars, key=lambda c: -c["p"])}
+        return JSONResponse({"prefix": req.prefix, "next": sorted(chars, key=lambda c: -c["p"])})
 
     @app.get("/")
     def index():
@@ -261,9 +268,27 @@ def create_app(folder, device: str = "cpu") -> FastAPI:
     return app
 
 
-def serve(folder, host: str, port: int, device: str = "cpu"):
+WORKER_ENV = "MAKEMORE_SERVE_WORKER"  # what each of --workers' processes serves: folder, device, torch threads
+
+
+def serve(folder, host: str, port: int, device: str = "cpu", workers: int = 1):
     import uvicorn
 
-    app = create_app(folder, device=device)
-    print(f"makemore: serving {folder} on http://{host}:{port}/", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_keep_alive=5, limit_concurrency=256)
+    options = dict(host=host, port=port, log_level="warning", timeout_keep_alive=5, limit_concurrency=256)
+    if workers == 1:
+        app = create_app(folder, device=device)
+        print(f"makemore: serving {folder} on http://{host}:{port}/", flush=True)
+        uvicorn.run(app, **options)
+        return
+    load(folder, device=device)  # a run that cannot be served is one clear error here, not one in every process
+    os.environ[WORKER_ENV] = json.dumps({"folder": str(Path(folder).resolve()), "device": device,
+                                         "threads": threads_per_process(workers)})
+    print(f"makemore: serving {folder} on http://{host}:{port}/ from {workers} processes", flush=True)
+    uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers, **options)
+
+
+def worker_app() -> FastAPI:
+    """The app of one of `serve --workers N`'s processes (uvicorn starts each from this name, in a new interpreter)."""
+    spec = json.loads(os.environ[WORKER_ENV])
+    torch.set_num_threads(spec["threads"])
+    return create_app(spec["folder"], device=spec["device"])

@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -338,7 +337,3 @@ def table(folder: Path) -> str:
     rows = [line.split(",") for line in (folder / "trials.csv").read_text().splitlines()]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows)
-
-
-def default_threads(workers: int) -> int:
-    return max(1, (os.cpu_count() or 1) // workers)

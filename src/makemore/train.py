@@ -141,6 +141,13 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def threads_per_process(processes: int) -> int:
+    """torch's threads for each of `processes` processes that share this machine's cores (sweep workers, server
+    processes): more threads than cores in all, and every process runs slower."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // processes)
+
+
 def leave_ranks():
     import torch.distributed as dist
 
