@@ -89,15 +89,11 @@ async def connection(port, until, latencies, statuses, rng):
     streams = None
     while time.perf_counter() < until:
         if rng.random() < 0.7:
-            kind = "valid"
+            kind, request = "valid", rng.choice(requests["valid"])
         elif rng.random() < 0.8:
-            kind = "invalid"
+            kind, request = "invalid", rng.choice(requests["invalid"])
         else:
-            kind = "garbage"
-        if kind == "garbage":
-            request = post(port, "/api/generate", b"{nope" + b"x" * rng.randint(0, 9000))
-        else:
-            request = rng.choice(requests[kind])
+            kind, request = "garbage", post(port, "/api/generate", b"{nope" + b"x" * rng.randint(0, 9000))
         start = time.perf_counter()
         try:
             if streams is None:

@@ -274,17 +274,17 @@ WORKER_ENV = "MAKEMORE_SERVE_WORKER"  # what each of --workers' processes serves
 def serve(folder, host: str, port: int, device: str = "cpu", workers: int = 1):
     import uvicorn
 
-    options = dict(host=host, port=port, log_level="warning", timeout_keep_alive=5, limit_concurrency=256)
     if workers == 1:
         app = create_app(folder, device=device)
-        print(f"makemore: serving {folder} on http://{host}:{port}/", flush=True)
-        uvicorn.run(app, **options)
-        return
-    load(folder, device=device)  # a run that cannot be served is one clear error here, not one in every process
-    os.environ[WORKER_ENV] = json.dumps({"folder": str(Path(folder).resolve()), "device": device,
-                                         "threads": threads_per_process(workers)})
-    print(f"makemore: serving {folder} on http://{host}:{port}/ from {workers} processes", flush=True)
-    uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers, **options)
+    else:  # uvicorn starts each process from an import string
+        load(folder, device=device)  # a run that cannot be served is one clear error here, not one in every process
+        os.environ[WORKER_ENV] = json.dumps({"folder": str(Path(folder).resolve()), "device": device,
+                                             "threads": threads_per_process(workers)})
+        app = f"{__name__}:worker_app"
+    print(f"makemore: serving {folder} on http://{host}:{port}/" + (f" from {workers} processes" if workers > 1 else ""),
+          flush=True)
+    uvicorn.run(app, factory=workers > 1, workers=workers, host=host, port=port, log_level="warning",
+                timeout_keep_alive=5, limit_concurrency=256)
 
 
 def worker_app() -> FastAPI:

@@ -278,8 +278,9 @@ class Trainer(Loop):
         GIL held: holding the group's last reference, it made the group's destructor wait for a gloo thread that
         waited for the GIL (to free a tensor of the last collective), and rank 1 hung at exit in CI. The group's
         own object, its last holder now, frees it with the GIL released."""
-        self.net = self.model
-        gc.collect()  # the wrapper's hooks hold it in reference cycles
+        if self.net is not self.model:
+            self.net = self.model
+            gc.collect()  # the wrapper's hooks hold it in reference cycles
         leave_ranks()
 
     def split_loss(self, data) -> float:
