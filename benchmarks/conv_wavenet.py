@@ -20,9 +20,9 @@ import torch
 from makemore import models
 from makemore.config import TrainConfig
 from makemore.data import Corpus
-from makemore.run import make_trainer
 from makemore.sample import generate
 from makemore.train import evaluate
+from makemore.trainers import make_trainer
 
 import lecture_loop
 from anchor import library_tree, names_per_second, time_lecture_loop

@@ -16,7 +16,7 @@ import torch
 
 from makemore.config import TrainConfig
 from makemore.data import Corpus
-from makemore.run import make_trainer
+from makemore.trainers import make_trainer
 
 TARGET = 1.9937
 

@@ -13,7 +13,7 @@ import time
 from makemore import models
 from makemore.config import TrainConfig
 from makemore.data import Corpus
-from makemore.run import make_trainer
+from makemore.trainers import make_trainer
 
 ROWS = [
     # (row, model, options, lecture train, lecture val)

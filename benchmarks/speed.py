@@ -38,9 +38,10 @@ import torch._dynamo  # noqa: F401  torch.optim's first use imports it (1.3 s on
 import makemore
 from makemore import models
 from makemore.data import Corpus
-from makemore.run import make_trainer
-from makemore.sample import default_max_len, generate
+from makemore.draw import default_max_len
+from makemore.sample import generate
 from makemore.train import evaluate
+from makemore.trainers import make_trainer
 
 import lecture_loop
 from anchor import library_tree, names_per_second, time_lecture_loop

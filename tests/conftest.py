@@ -27,8 +27,8 @@ if "MAKEMORE_DATA" not in os.environ and SHARED_DATA.is_dir():
 from makemore import models  # noqa: E402
 from makemore.cli import main  # noqa: E402
 from makemore.config import TrainConfig  # noqa: E402
-from makemore.data import Corpus, Vocab  # noqa: E402
-from makemore.train import Trainer, examples  # noqa: E402
+from makemore.data import Corpus, Vocab, examples  # noqa: E402
+from makemore.train import Trainer  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -89,6 +89,10 @@ TINY = {  # small but complete models of every registered family
     "gru": dict(n_embd=8, n_hidden=16),
     "lstm": dict(n_embd=8, n_hidden=16, n_layers=2),
     "transformer": dict(block_size=16, n_embd=16, n_head=2, n_layers=2),
+    "gru+ngram": dict(n_embd=8, n_hidden=16, ngram_context=2),
+    "lstm+ngram": dict(n_embd=8, n_hidden=16, ngram_context=3),
+    "transformer+ngram": dict(block_size=16, n_embd=16, n_head=2, n_layers=2, ngram_context=2),
+    "wavenet+ngram": dict(block_size=16, n_embd=8, n_skip=16, ngram_context=2),
 }
 
 
@@ -106,17 +110,19 @@ def trained(name, steps=30, **options):
 
 
 class Killed(Exception):
-    pass
+    """A SIGKILL's stand-in: raised from a callback, it ends the run with nothing after its last checkpoint saved."""
 
 
 def train_into(folder, trainer, name: str, kill_at=None):
-    """The trainer run to its end with its run folder written, or killed after step kill_at (nothing after the
-    last checkpoint saved, as with a SIGKILL): the trainer, or None when killed."""
-    from makemore.run import RunWriter
+    """The one kill-and-resume harness: the trainer run to its end with its run folder written (by rank 0 under
+    torchrun), or killed after step kill_at on every rank: the trainer, or None when killed. A trainer from
+    resumed(folder) goes on in the same folder."""
+    from makemore.runfolder import RunWriter
 
-    writer = RunWriter(folder, "test", name, CORPUS, plot=False)
-    writer.start(trainer)
-    trainer.add_callback(writer)
+    if trainer.ranks.lead:
+        writer = RunWriter(folder, "test", name, CORPUS, plot=False)
+        writer.start(trainer)
+        trainer.add_callback(writer)
     if kill_at:
         def kill(t, event):
             if t.step >= kill_at:
@@ -127,6 +133,15 @@ def train_into(folder, trainer, name: str, kill_at=None):
     except Killed:
         return None
     return trainer
+
+
+def resumed(folder, **changes):
+    """A trainer that goes on from the folder's checkpoint, in a process whose random state is another's."""
+    from makemore.run import load_run
+    from makemore.trainers import resume_trainer
+
+    torch.manual_seed(1234)  # a resumed process starts with other random state: the checkpoint must restore it
+    return resume_trainer(load_run(folder), changes)
 
 
 # ----------------------------------------------------------------------------- the command line

@@ -3,14 +3,18 @@ stopping stops where it should; --time-limit stops and keeps the best; a resumed
 uninterrupted one does; eval_every 0 is chosen from the data."""
 
 import json
+import math
 
 import pytest
 import torch
 
 import makemore
 from makemore import models
-from makemore.config import AUTO_MAX_TARGETS, ListStats, TrainConfig, auto_note, auto_recipe, resolve_run
-from makemore.run import load_run, make_trainer, resume_trainer
+from makemore.auto import AUTO_MAX_TARGETS, AUTO_SMALL_POSITIONS, ListStats, auto_note, auto_recipe
+from makemore.config import TrainConfig, resolve_run
+from makemore.data import Corpus, Vocab
+from makemore.run import load_run
+from makemore.trainers import make_trainer, resume_trainer
 
 from conftest import CORPUS, cli, make_items, train_into
 
@@ -107,9 +111,7 @@ def lists():
 @pytest.mark.parametrize("name", ["six items", "300 items", "64-character items"])
 def test_the_auto_rule_gives_a_valid_config(name, tmp_path):
     items = lists()[name]
-    n_train = int(0.8 * len(items))
-    stats = ListStats(len(items), n_train, sum(len(w) + 1 for w in items[:n_train]), len(set("".join(items))) + 1,
-                      max(map(len, items)))
+    stats = ListStats.of(Corpus(name, items, Vocab.from_items(items)))
     doc = auto_recipe(stats)
     spec = resolve_run(doc, None)  # every value one its field takes
     note = auto_note(stats, spec)
@@ -124,9 +126,11 @@ def test_the_auto_rule_gives_a_valid_config(name, tmp_path):
         path = tmp_path / "list.txt"
         path.write_text("\n".join(items) + "\n")
         run = makemore.train(path, out=tmp_path / "run", verbose=False, steps=3)
-        assert json.loads((tmp_path / "run" / "config.json").read_text())["auto"] == note.replace(
-            f"up to {spec.train.steps:,} steps", "up to 3 steps")
-        assert run.model_name == "gru" and len(run.generate(3, seed=0)) == 3
+        auto = json.loads((tmp_path / "run" / "config.json").read_text())["auto"]
+        context = run.model.config.ngram_context
+        assert auto == note.replace(f"up to {spec.train.steps:,} steps", "up to 3 steps").replace(
+            "; up to", f", mixed with a {context + 1}-gram; up to")  # with the n-gram chosen for the list
+        assert run.model_name == "gru+ngram" and len(run.generate(3, seed=0)) == 3
 
 
 def test_auto_scales_with_the_list_and_says_what_it_chose(tmp_path, word_file):
@@ -140,7 +144,25 @@ def test_auto_scales_with_the_list_and_says_what_it_chose(tmp_path, word_file):
     result = cli("train", word_file, "--steps", 5, "--out", tmp_path / "run", "--samples", 0)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("auto: 120 items, ")
-    assert "gru 128 wide, dropout 0.5, up to 5 steps of 32, patience 10" in result.stdout.splitlines()[0]
+    assert "gru 128 wide, dropout 0.5, mixed with a " in result.stdout.splitlines()[0]
+    assert "-gram; up to 5 steps of 32, patience 10" in result.stdout.splitlines()[0]
+
+
+def test_a_small_list_of_long_items_trains_for_fewer_steps():
+    """Below AUTO_SMALL_ITEMS items, on the CPU, the steps stop where the padded positions reach the budget:
+    a batch of long items costs its longest item's length, every row."""
+    short = ListStats(3000, 2400, 2400 * 8, 27, 12, tuple([0] * 8 + [2400]))  # every item 7 characters long
+    long = ListStats(3000, 2400, 2400 * 41, 27, 60, tuple([0] * 41 + [2400]))  # every item 40
+    for stats in (short, long):
+        steps = auto_recipe(stats)["train"]["steps"]
+        epochs = math.ceil(20 * stats.train_items / 64)
+        assert steps == min(epochs, math.ceil(AUTO_SMALL_POSITIONS / (64 * (len(stats.lengths) - 1))))
+        assert auto_recipe(stats, positions=None)["train"]["steps"] == epochs  # the rule before the budget
+        assert auto_recipe(stats, gpu=True)["train"]["steps"] == math.ceil(20 * stats.train_items / 256)
+    assert auto_recipe(long)["train"]["steps"] < auto_recipe(short)["train"]["steps"]
+    mixed = ListStats(3000, 4, 25, 27, 9, (0, 0, 1, 0, 0, 0, 0, 0, 2, 1))  # lengths 2, 8, 8, 9
+    assert mixed.positions(1) == pytest.approx(27 / 4)  # one item a batch: the mean length
+    assert mixed.positions(2) == pytest.approx(2 * sum(max(a, b) for a in (2, 8, 8, 9) for b in (2, 8, 8, 9)) / 16)
 
 
 # ----------------------------------------------------------------------------- a moving average of the weights

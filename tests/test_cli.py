@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from makemore.data import Vocab
+from makemore.auto import ngram_context_for
+from makemore.data import Corpus, Vocab
 from makemore.models import MODELS
 
 from conftest import assert_one_line_error, cli, make_items, run_cli
@@ -32,12 +33,13 @@ def test_train_writes_the_run_folder(trained_run):
     run, data, result = trained_run
     assert {p.name for p in run.iterdir()} >= {"config.json", "metrics.jsonl", "model.pt", "loss.png", "summary.json"}
     config = json.loads((run / "config.json").read_text())
-    assert config["model"] == "gru" and config["train"]["steps"] == 300  # auto's choice; the flag's steps
+    assert config["model"] == "gru+ngram" and config["train"]["steps"] == 300  # auto's choice; the flag's steps
     assert config["auto"].startswith("auto: 120 items, ") and config["train"]["patience"] == 10
     longest = max(map(len, make_items()))
     assert config["model_config"] == {"vocab_size": V, "block_size": longest + 1, "n_embd": 48, "n_hidden": 128,
                                       "n_layers": 1, "dropout": 0.5, "emb_dropout": 0.0,
-                                      "weight_drop": 0.0, "cell": "gru", "n_classes": 0}
+                                      "weight_drop": 0.0, "cell": "gru", "n_classes": 0,
+                                      "ngram_context": ngram_context_for(Corpus.load(data)), "discount": 0.75}
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics if "val_loss" in m] == [100, 200, 300]
     assert [m["step"] for m in metrics if "log10_loss" in m] == [300]  # one log line per 1000 steps, and the last
@@ -114,7 +116,7 @@ def test_train_bad_data(tmp_path, case):
 @pytest.mark.slow
 def test_a_real_process_exits_2_with_one_line_and_no_traceback(tmp_path, word_file):
     """What a user's shell sees, for a bad flag, a bad file and a bad value found by the library."""
-    assert_one_line_error(run_cli("train", word_file, "--steps", "0"), "--steps: expected a positive integer")
+    assert_one_line_error(run_cli("train", word_file, "--steps", "0"), "--steps: expected an integer in (0, 1,000,000,000]")
     assert_one_line_error(run_cli("train", tmp_path / "missing.txt"), "missing.txt: no such file")
     assert_one_line_error(run_cli("train", word_file, "--model", "transformer", "--n-embd", 10, "--n-head", 4,
                                   "--out", tmp_path / "run"), "--n-embd: 10 is not a multiple of --n-head (4)")
@@ -123,7 +125,7 @@ def test_a_real_process_exits_2_with_one_line_and_no_traceback(tmp_path, word_fi
 
 @pytest.mark.parametrize("args, fragment", [
     (["--model", "nope"], "unknown model 'nope'; valid models: bigram, mlp, hierarchical"),
-    (["--steps", "0"], "--steps: expected a positive integer, got '0'"),
+    (["--steps", "0"], "--steps: expected an integer in (0, 1,000,000,000], got '0'"),
     (["--lr", "fast"], "--lr: expected a positive number, got 'fast'"),
     (["--optimizer", "rmsprop"], "--optimizer: invalid choice: 'rmsprop'"),
     (["--device", "tpu"], "--device: invalid choice: 'tpu'"),
@@ -184,9 +186,9 @@ def test_checkpoint_from_an_incompatible_version(trained_run, tmp_path):
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["--temperature", "0"], "--temperature: expected a positive number, got '0'"),
+    (["--temperature", "0"], "--temperature: expected a number in (0, 100], got '0'"),
     (["--prefix", "x!"], "--prefix: character 'x' is not in the model's vocabulary"),
-    (["-n", "-1"], "expected a positive integer"),
+    (["-n", "-1"], "expected an integer in (0, 1,000,000]"),
 ])
 def test_sample_bad_flags(trained_run, args, fragment):
     run, _, _ = trained_run

@@ -38,7 +38,7 @@ def test_config_file_with_flag_overrides(tmp_path, word_file):
     ('data = "names"\n[train]\nstep = 3\n', "unknown key 'step' in [train]; valid keys: steps,"),
     ('data = "names"\n[train]\nlr = "fast"\n', "[train] lr: expected float, got str 'fast'"),
     ('data = "names"\n[train]\nsteps = 2.5\n', "[train] steps: expected int, got float 2.5"),
-    ('data = "names"\n[train]\nsteps = 0\n', "[train] steps: expected a positive integer, got '0'"),
+    ('data = "names"\n[train]\nsteps = 0\n', "[train] steps: expected an integer in (0, 1,000,000,000], got '0'"),
     ('data = "names"\n[train]\noptimizer = "lbfgs"\n', "[train] optimizer: expected one of sgd, adamw, got 'lbfgs'"),
     ('data = "names"\nmodel = "mlp"\n[options]\nn_heads = 2\n', "unknown key 'n_heads' in [options] for model 'mlp'"),
     ('data = "names"\n[options]\nn_hidden = "big"\n', "[options] n_hidden: expected int, got str 'big'"),

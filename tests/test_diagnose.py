@@ -10,11 +10,11 @@ import torch
 
 from makemore.callbacks import TensorBoard, UpdateRatios
 from makemore.config import TrainConfig
-from makemore.data import IGNORE
+from makemore.data import IGNORE, examples
 from makemore.diagnose import SATURATED, collect, summarize
 from makemore.errors import ConfigError
 from makemore.scratch import Tanh
-from makemore.train import Trainer, examples
+from makemore.train import Trainer
 
 from conftest import CORPUS, TINY, assert_one_line_error, build, cli
 

@@ -10,8 +10,9 @@ import torch.nn.functional as F
 from makemore.config import TrainConfig
 from makemore.data import IGNORE, build_sequences, build_windows
 from makemore.models.base import position_logits
-from makemore.run import load_run, make_trainer, resume_trainer, teacher_targets
+from makemore.run import load_run
 from makemore.train import distilled_loss
+from makemore.trainers import make_trainer, resume_trainer, teacher_targets
 
 from conftest import CORPUS, TINY, assert_one_line_error, build, cli, train_into
 

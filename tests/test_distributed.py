@@ -13,9 +13,10 @@ import torch.multiprocessing as mp
 
 from makemore.cli import main
 from makemore.config import TrainConfig
-from makemore.run import RunWriter, load_run, make_trainer, resume_trainer
+from makemore.run import load_run
+from makemore.trainers import make_trainer, resume_trainer
 
-from conftest import CORPUS, free_port
+from conftest import CORPUS, free_port, train_into
 
 # Float sums in another order (each rank's half of the batch, then gloo's average): the runs agree to this.
 TOLERANCE = 1e-5
@@ -63,10 +64,6 @@ def test_batch_must_split_evenly(tmp_path, word_file):
     assert "Traceback" not in result.stderr.split("--batch-size: 33")[0].splitlines()[-1]
 
 
-class Killed(Exception):
-    pass
-
-
 def train_under_ddp(rank, port, folder, result_file):
     """One of 2 spawned ranks: an uninterrupted run, a run killed after its step-40 checkpoint, and its resume."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank))
@@ -74,30 +71,13 @@ def train_under_ddp(rank, port, folder, result_file):
 
     name, options = "wavenet", dict(block_size=16, n_embd=8, n_skip=16, dropout=0.2)  # dropout: per-rank RNG resumes
     cfg = TrainConfig(steps=60, batch_size=16, eval_every=20, log_every=10, device="cpu", optimizer="adamw", lr=0.01)
-
-    def run(trainer, out, kill_at=None):
-        if rank == 0:
-            writer = RunWriter(out, "test", name, CORPUS, plot=False)
-            writer.start(trainer)
-            trainer.add_callback(writer)
-        if kill_at:
-            def kill(t, event):
-                if t.step >= kill_at:
-                    raise Killed  # every rank at the same step, as when the job is killed
-            trainer.add_callback(kill)
-        try:
-            return trainer.run()
-        except Killed:
-            return None
-
-    whole = run(make_trainer(CORPUS, name, options, cfg), folder / "whole")
-    assert run(make_trainer(CORPUS, name, options, cfg), folder / "killed", kill_at=50) is None
+    whole = train_into(folder / "whole", make_trainer(CORPUS, name, options, cfg), name).last_eval  # the trainer let go
+    assert train_into(folder / "killed", make_trainer(CORPUS, name, options, cfg), name, kill_at=50) is None
     torch.distributed.barrier()  # rank 0's checkpoint is on disk
     torch.manual_seed(1234 + rank)  # a resumed process starts with other random state: the checkpoint restores it
-    trainer = resume_trainer(load_run(folder / "killed"))
-    resumed = run(trainer, folder / "killed")
+    trainer = train_into(folder / "killed", resume_trainer(load_run(folder / "killed")), name)
     if rank == 0:
-        result_file.write_text(json.dumps({"whole": whole, "resumed": resumed}))
+        result_file.write_text(json.dumps({"whole": whole, "resumed": trainer.last_eval}))
     trainer.leave_ranks()  # the library's way out, with its trainer alive, as after `makemore train`: a barrier first
     # (rank 1 tearing its group down alone aborted once in CI), and the group is gone with its threads even though
     # the trainer is not: gloo threads still running as a process exited aborted it in CI, and a group left to the

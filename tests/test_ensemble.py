@@ -1,6 +1,7 @@
 """The ensemble: its loss is the mixture computed by hand, it generates with each member's cache (= naive), and
 `makemore ensemble` makes a run that samples, scores, evaluates and serves like any other."""
 
+import dataclasses
 import json
 import math
 
@@ -9,10 +10,11 @@ import torch
 
 import makemore
 from makemore import models
-from makemore.data import IGNORE, build_sequences, build_windows
+from makemore.data import IGNORE, build_sequences, build_windows, examples
 from makemore.errors import ConfigError
 from makemore.models.ensemble import Ensemble, EnsembleConfig
 from makemore.sample import generate
+from makemore.train import evaluate
 
 from conftest import ITEMS, VOCAB, assert_one_line_error, cli, make_items, trained
 
@@ -177,13 +179,29 @@ def test_an_interrupted_ensemble_recipe_resumes_to_the_same_ensemble(recipe, tmp
     assert_one_line_error(cli("train", "--config", recipe, "--out", tmp_path / "cut"), "--out: ", "already holds a run")
 
 
-def test_the_best_preset_is_three_default_runs_and_the_default_ngram(word_file):
+def test_the_best_preset_is_three_default_runs(word_file):
     spec = makemore.resolve(word_file, preset="best")
-    assert spec.model_name == "ensemble" and not spec.weights
-    assert [m.model_name for m in spec.members] == ["gru", "gru", "gru", "ngram"]
-    assert [m.train.seed for m in spec.members] == [42, 43, 44, 45]
-    assert all(m.note.startswith("auto: ") for m in spec.members[:3])  # the auto recipe, as `makemore train` chooses
-    assert spec.members[3].options == {}  # the n-gram's defaults
+    assert spec.model_name == "ensemble" and not spec.weights  # weights: chosen on val
+    assert [m.model_name for m in spec.members] == ["gru+ngram"] * 3
+    assert [m.train.seed for m in spec.members] == [42, 43, 44]
+    assert all(m.note.startswith("auto: ") for m in spec.members)  # the auto recipe, as `makemore train` chooses
+
+
+def test_an_ensemble_of_network_and_ngram_runs_mixes_their_parts_with_weights_chosen_on_val(tmp_path, word_file):
+    """Two default runs: their two GRUs and one n-gram (the same counts twice are one), weighted to the lowest
+    val loss: lower than the runs' own mixtures at their equal weights, or any other weights on a grid."""
+    runs = [makemore.train(word_file, out=tmp_path / f"r{seed}", seed=seed, n_hidden=16, steps=40, verbose=False)
+            for seed in (1, 2)]
+    both = makemore.ensemble([r.folder for r in runs], out=tmp_path / "both")
+    assert [m["model"] for m in both.model.config.members] == ["gru", "ngram", "gru"]
+    summary = json.loads((tmp_path / "both" / "summary.json").read_text())
+    weights = [m["weight"] for m in summary["members"]]
+    assert sum(weights) == pytest.approx(1) and summary["test_loss"] == pytest.approx(both.evaluate("test"), abs=1e-6)
+    even = makemore.ensemble([r.folder for r in runs], out=tmp_path / "even", weights=[0.5, 0.5])
+    assert both.evaluate("val") <= even.evaluate("val")
+    for tried in ([1 / 3] * 3, [0.6, 0.2, 0.2], [0.2, 0.6, 0.2], [0.2, 0.2, 0.6]):
+        model = models.Ensemble(dataclasses.replace(both.model.config, weights=tried), list(both.model.members))
+        assert both.evaluate("val") <= evaluate(model, examples(model, both.corpus, "val")) + 1e-6
 
 
 @pytest.mark.parametrize("text, fragment", [

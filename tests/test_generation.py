@@ -11,9 +11,11 @@ import makemore
 from makemore import models, sample
 from makemore.config import TrainConfig
 from makemore.data import IGNORE, Corpus, build_sequences, build_windows
+from makemore.draw import ROUNDS, Sampler, draw
 from makemore.errors import ConfigError
-from makemore.run import make_trainer
-from makemore.sample import ROUNDS, Job, Options, Sampler, draw, generate, generate_jobs, has_cache, next_token, score
+from makemore.sample import Job, Options, generate, generate_jobs, has_cache, next_token
+from makemore.score import score
+from makemore.trainers import make_trainer
 
 from conftest import ITEMS, TINY, VOCAB, assert_one_line_error, build, cli, make_items, trained
 
@@ -150,9 +152,21 @@ def test_rows_of_one_history_step_once_and_give_what_stepping_each_row_gives(nam
     model = build(family, n_classes=3).eval() if conditioned else model_of(family)
     classes = [0, 2, 0, 1] if conditioned else [None] * 4
     options = [dict(), dict(prefix="ma", temperature=0.8), dict(top_k=4), dict(prefix="ma")]
-    steps = []
+    steps, making = [], []
     make_step = sample.make_step
-    monkeypatch.setattr(sample, "make_step", lambda *a, **k: steps.append(CountingStep(make_step(*a, **k))) or steps[-1])
+
+    def counted(*args, **kwargs):  # the step decode makes; a mixture's members' steps are inside it
+        making.append(1)
+        try:
+            step = make_step(*args, **kwargs)
+        finally:
+            making.pop()
+        if not making:
+            steps.append(CountingStep(step))
+            return steps[-1]
+        return step
+
+    monkeypatch.setattr(sample, "make_step", counted)
     made = {}
     for cached in (True, False):
         jobs = [Job(n, Options(max_len=30, cls=c, **o).check(VOCAB), torch.Generator().manual_seed(seed))
@@ -244,7 +258,7 @@ def test_scoring_a_character_outside_the_vocabulary_names_it():
 # ----------------------------------------------------------------------------- conditioning
 
 def test_the_sequence_families_take_a_class():
-    assert sorted(n for n in models.MODELS if "n_classes" in models.config_fields(n)) == sorted(CONDITIONED)
+    assert sorted(n for n in models.MODELS if models.conditioned(n)) == sorted(CONDITIONED)
 
 
 @pytest.mark.slow

@@ -10,8 +10,9 @@ import torch
 
 from makemore import models
 from makemore.config import TrainConfig
+from makemore.data import examples
 from makemore.errors import ConfigError
-from makemore.train import Trainer, examples
+from makemore.train import Trainer
 
 from conftest import CORPUS, VOCAB, assert_one_line_error, cli
 

@@ -3,12 +3,11 @@ import math
 import pytest
 import torch
 
-from makemore import models
+from makemore import checkpoint, models
 from makemore.config import TrainConfig
-from makemore.data import build_sequences, build_windows
+from makemore.data import build_sequences, build_windows, examples
 from makemore.errors import ConfigError
-from makemore.run import checkpoint_state, load_run, save_checkpoint
-from makemore.train import examples
+from makemore.run import load_run
 
 from conftest import CORPUS, ITEMS, TINY, VOCAB, build, trained
 
@@ -92,8 +91,7 @@ def test_causality(name):
 def test_checkpoint_round_trip_gives_identical_logits(name, tmp_path):
     model = trained(name)
     cfg = TrainConfig(steps=30)
-    state = checkpoint_state(name, model, CORPUS, cfg, None, 30, torch.Generator().manual_seed(0))
-    save_checkpoint(tmp_path / "model.pt", state)
+    checkpoint.save(tmp_path / "model.pt", checkpoint.state(name, model, CORPUS, cfg))
     run = load_run(tmp_path)
     assert run.model_name == name and run.corpus == CORPUS and run.train_config == cfg
     X = all_inputs(model)[0]

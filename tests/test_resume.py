@@ -9,29 +9,10 @@ import pytest
 import torch
 
 from makemore.config import TrainConfig
-from makemore.run import RunWriter, load_run, make_trainer, resume_trainer
+from makemore.run import load_run
+from makemore.trainers import make_trainer
 
-from conftest import CORPUS, assert_one_line_error, cli
-
-
-class Killed(Exception):
-    pass
-
-
-def train(folder, name, options, cfg, kill_at=None):
-    trainer = make_trainer(CORPUS, name, options, cfg)
-    writer = RunWriter(folder, "test", name, CORPUS)
-    writer.start(trainer)
-    trainer.add_callback(writer)
-    if kill_at:
-        def kill(t, event):
-            if t.step >= kill_at:
-                raise Killed  # like a SIGKILL: nothing after the last checkpoint is saved
-        trainer.add_callback(kill)
-    try:
-        return trainer.run()
-    except Killed:
-        return None
+from conftest import CORPUS, assert_one_line_error, cli, resumed, train_into
 
 
 def metrics(folder):
@@ -42,21 +23,16 @@ def metrics(folder):
 @pytest.mark.parametrize("name, options, optimizer", [
     ("hierarchical", dict(n_embd=6, n_hidden=16), "sgd"),
     ("wavenet", dict(block_size=16, n_embd=8, n_skip=16, dropout=0.2), "adamw"),  # dropout: torch's RNG resumes too
+    ("gru+ngram", dict(n_embd=8, n_hidden=16, dropout=0.2, ngram_context=0), "adamw"),  # the share, the counts
 ])
 def test_resumed_run_equals_uninterrupted(tmp_path, name, options, optimizer):
     cfg = TrainConfig(steps=60, batch_size=16, eval_every=20, log_every=10, device="cpu", optimizer=optimizer,
                       lr=0.01 if optimizer == "adamw" else 0.1)
-    whole = train(tmp_path / "whole", name, options, cfg)
-    assert train(tmp_path / "killed", name, options, cfg, kill_at=50) is None
+    whole = train_into(tmp_path / "whole", make_trainer(CORPUS, name, options, cfg), name)
+    assert train_into(tmp_path / "killed", make_trainer(CORPUS, name, options, cfg), name, kill_at=50) is None
     assert load_run(tmp_path / "killed").state["step"] == 40  # the last checkpoint before the kill
-    torch.manual_seed(1234)  # a resumed process starts with other random state: the checkpoint must restore it
-    run = load_run(tmp_path / "killed")
-    trainer = resume_trainer(run)
-    writer = RunWriter(run.folder, "test", name, run.corpus)
-    writer.start(trainer)
-    trainer.add_callback(writer)
-    resumed = trainer.run()
-    assert resumed == whole
+    trainer = train_into(tmp_path / "killed", resumed(tmp_path / "killed"), name)
+    assert trainer.last_eval == whole.last_eval and trainer.best == whole.best
     a, b = load_run(tmp_path / "whole"), load_run(tmp_path / "killed")
     for key, value in a.model.state_dict().items():
         assert torch.equal(value, b.model.state_dict()[key]), key

@@ -3,7 +3,8 @@ import torch
 import torch.nn.functional as F
 
 from makemore.data import IGNORE, build_sequences, build_windows
-from makemore.sample import Options, Sampler, draw, generate, next_token, novelty
+from makemore.draw import Sampler, draw, novelty
+from makemore.sample import Options, generate, next_token
 
 from conftest import CORPUS, ITEMS, trained
 

@@ -4,12 +4,12 @@ import pytest
 import torch
 
 from makemore.config import TrainConfig
-from makemore.data import IGNORE, Corpus, Vocab, build_sequences, build_windows
+from makemore.data import IGNORE, Corpus, Vocab, build_sequences, build_windows, examples
 from makemore.errors import ConfigError
 from makemore.models.wavenet import ConvTree, GatedResidualBlock
-from makemore.run import make_trainer
 from makemore.sample import generate
-from makemore.train import evaluate, examples
+from makemore.train import evaluate
+from makemore.trainers import make_trainer
 
 from conftest import CORPUS, ITEMS, VOCAB, assert_one_line_error, build, cli, trained
 

@@ -8,7 +8,6 @@ fields, and main() spells each as the flag that sets it, in one line with exit c
 from __future__ import annotations
 
 import argparse
-import json
 import socket
 import sys
 from pathlib import Path
@@ -20,9 +19,9 @@ from makemore.config import TOP_FIELDS, TRAIN_FIELDS, TrainConfig, presets
 from makemore.data import DATASETS, SPLITS, read_items
 from makemore.errors import ConfigError, UserError
 from makemore.fields import Field
-from makemore.run import EnsembleTraining, new_training, read_run_files, resume_training
+from makemore.ranks import threads_per_process
+from makemore.runfolder import RUN_FILES, read_run_files
 from makemore.sample import SAMPLING
-from makemore.train import threads_per_process
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -170,77 +169,70 @@ def speller(parser: ArgumentParser, command: str):
 
 
 def cmd_train(args) -> int:
+    settings = {name: getattr(args, name) for name in [*TRAIN_FIELDS, *models.OPTIONS, "condition", "ascii"]}
     if args.resume:
-        if args.data or args.config or args.preset:
-            raise ConfigError("resume", "the run folder holds its data and config; give neither data nor {config} "
-                                        "or {preset}", mentions=("config", "preset"))
-        training = resume_training(args.resume)
+        if args.data or args.config or args.preset or args.model:
+            raise ConfigError("resume", "the run folder holds its data and config; give neither data nor {config}, "
+                                        "{preset} or {model}", mentions=("config", "preset", "model"))
+        training = makemore.resume(args.resume, **{k: v for k, v in settings.items() if v is not None})
     else:
-        settings = {name: getattr(args, name) for name in [*TRAIN_FIELDS, *models.OPTIONS, "condition", "ascii"]}
-        spec = makemore.resolve(args.data, preset=args.preset, config=args.config, model=args.model, **settings)
         if args.tensorboard:
             require_tensorboard()  # before the run folder is made
-        training = new_training(spec, args.out)
-    if isinstance(training, EnsembleTraining):
+        training = makemore.start(args.data, preset=args.preset, config=args.config, model=args.model, out=args.out,
+                                  **settings)
+    callbacks = []
+    if isinstance(training, makemore.EnsembleTraining):
         if args.tensorboard or args.track_stats:
             raise ConfigError("tensorboard" if args.tensorboard else "track_stats",
                               "not for an ensemble recipe: give it to a member's own run")
-        return train_ensemble(training, args)
-    callbacks = []
-    if args.tensorboard and training.writer:
-        callbacks.append(TensorBoard(training.folder))
-    if args.track_stats and training.writer:
-        callbacks.append(UpdateRatios(training.folder, training.trainer))
+    elif training.writer:
+        if args.tensorboard:
+            callbacks.append(TensorBoard(training.folder))
+        if args.track_stats:
+            callbacks.append(UpdateRatios(training.folder, training.trainer))
     try:
         run = training.run(callbacks)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        why = getattr(e, "why", "SIGINT")
         print(f"\n{training.interrupted()}; makemore train --resume {training.folder} goes on", file=sys.stderr)
-        return 130
+        return 143 if why == "SIGTERM" else 130
     finally:
         for fn in callbacks:
             getattr(fn, "close", lambda: None)()
     if run is None:  # torchrun's other ranks: rank 0 reports
         return 0
-    trainer = training.trainer
-    best, last = trainer.best, trainer.last_eval
-    if trainer.stopped in ("patience", "time_limit"):
-        why = {"patience": f"{trainer.cfg.patience} evaluations without a lower val loss",
-               "time_limit": f"the time limit of {trainer.cfg.time_limit:g} s"}[trainer.stopped]
-        print(f"stopped at step {trainer.step:,} of {trainer.cfg.steps:,}: {why}")
-    kept = "the moving average of the weights" if best.get("weights") == "average" else "the best model"
-    if best["step"] != last["step"]:
-        print(f"kept {kept}, of step {best['step']:,} (the last evaluation, of step {last['step']:,}: "
-              f"train {last['train_loss']:.4f}, val {last['val_loss']:.4f})")
-    elif best.get("weights") == "average":
-        print(f"kept {kept}, evaluated better than the weights themselves")
-    print(f"train {best['train_loss']:.4f}")
-    print(f"val {best['val_loss']:.4f}")
+    print_result(run)
     if args.samples:
         for cls in run.classes or [None]:
             if cls is not None:
                 print(f"class {cls}:")
-            print_samples(run, args.samples, seed=training.trainer.cfg.seed, cls=cls)
-    print(f"saved {training.folder}/ (model.pt, config.json, metrics.jsonl, loss.png)")
+            print_samples(run, args.samples, seed=run.train_config.seed, cls=cls)
+    files = "members/: each member's run" if run.model_name == "ensemble" else "metrics.jsonl, loss.png"
+    print(f"saved {run.folder}/ (model.pt, config.json, summary.json, {files})")
     return 0
 
 
-def train_ensemble(training: EnsembleTraining, args) -> int:
-    """An ensemble recipe: each member's run as `train` shows one, then the mixture's losses."""
-    try:
-        run = training.run()
-    except KeyboardInterrupt:
-        print(f"\n{training.interrupted()}", file=sys.stderr)
-        return 130
-    summary = json.loads((run.folder / "summary.json").read_text())
-    for i, member in enumerate(summary["members"], 1):
-        print(f"member {i}: {member['model']}, {member['params']:,} parameters, val {member['val_loss']:.4f}")
-    print(f"ensemble of {len(summary['members'])}: {summary['params']:,} parameters")
-    print(f"train {summary['train_loss']:.4f}")
-    print(f"val {summary['val_loss']:.4f}")
-    if args.samples:
-        print_samples(run, args.samples, seed=run.train_config.seed)
-    print(f"saved {training.folder}/ (model.pt, config.json, summary.json; members/: each member's run)")
-    return 0
+def print_result(run):
+    """How a training ended, from the trained run's summary: why it stopped, which model it kept, its losses."""
+    s, cfg = run.summary, run.train_config
+    for i, member in enumerate(s.get("members", []), 1):
+        print(f"member {i}: {member['model']}, {member['params']:,} parameters, weight {member['weight']:.3f}, "
+              f"val {member['val_loss']:.4f}")
+    if s.get("members"):
+        print(f"ensemble of {len(s['members'])}: {s['params']:,} parameters, weights chosen on val")
+    if s.get("stopped") in ("patience", "time_limit"):
+        why = {"patience": f"{cfg.patience} evaluations without a lower val loss",
+               "time_limit": f"the time limit of {cfg.time_limit:g} s"}[s["stopped"]]
+        print(f"stopped at step {s['step']:,} of {cfg.steps:,}: {why}")
+    kept = "the moving average of the weights" if s.get("best_weights") == "average" else "the best model"
+    if s.get("best_step", s["step"]) != s["step"]:
+        print(f"kept {kept}, of step {s['best_step']:,} (the last evaluation, of step {s['step']:,}: "
+              f"train {s['last_train_loss']:.4f}, val {s['last_val_loss']:.4f})")
+    elif s.get("best_weights") == "average":
+        print(f"kept {kept}, evaluated better than the weights themselves")
+    print(f"train {s['train_loss']:.4f}")
+    print(f"val {s['val_loss']:.4f}")
+    print(f"test {s['test_loss']:.4f}")
 
 
 # ----------------------------------------------------------------------------- eval and sample
@@ -254,19 +246,23 @@ def cmd_eval(args) -> int:
 
 
 def print_samples(run, n: int, novel_only: bool = False, **options):
-    """The names, * marking those in the training data, and the novelty rate of every name drawn; a line on
-    stderr when the filters left fewer than n."""
-    drawn = run.draw(n, novel_only=novel_only, **options)
+    """The names as they are found, * marking those in the training data (so memory does not grow with n), then
+    how many of them are new; a line on stderr when the filters left fewer than n."""
     known = run.known(options.get("cls"))
-    for name in drawn.names:
-        print(f"{name} *" if name in known else name)
-    novel = sum(s not in known for s in drawn.drawn)
-    print(f"novelty {100 * drawn.novelty:.1f}% ({novel} of {len(drawn.drawn)} samples are not in the training data"
-          f"{'; * marks those that are' if not novel_only else ''})")
+
+    def show(names):
+        print("\n".join(f"{name} *" if name in known else name if name else '""' for name in names), flush=True)
+
+    drawn = run.draw(n, novel_only=novel_only, on_names=show, **options)
+    if drawn.found:
+        extra = f"; {drawn.tried:,} drawn to find them" if drawn.tried > drawn.found else ""
+        marks = "; * marks those that are" if drawn.novel_found < drawn.found else ""
+        print(f"novelty {100 * drawn.novel_found / drawn.found:.1f}% ({drawn.novel_found:,} of {drawn.found:,} "
+              f"names are not in the training data{marks}{extra})")
     if not drawn.complete:
         rounds = f"{drawn.rounds} round{'s' * (drawn.rounds != 1)}"
-        print(f"found {len(drawn.names)} of {n} names that pass the filters, in {rounds} of drawing "
-              f"({len(drawn.drawn)} names drawn); loosen them, or give more --seconds", file=sys.stderr)
+        print(f"found {drawn.found:,} of {n:,} names that pass the filters, in {rounds} of drawing "
+              f"({drawn.tried:,} names drawn); loosen them, or give more --seconds", file=sys.stderr)
 
 
 def cmd_sample(args) -> int:
@@ -295,33 +291,37 @@ def cmd_score(args) -> int:
 
 def cmd_ensemble(args) -> int:
     run = makemore.ensemble(args.runs, out=args.out, weights=args.weights)
-    summary = json.loads((run.folder / "summary.json").read_text())
-    for m in summary["members"]:
-        print(f"{m['run']}: {m['model']}, {m['params']:,} params, val {m['val_loss']:.4f}")
-    print(f"ensemble of {len(summary['members'])}: {summary['params']:,} params, train {summary['train_loss']:.4f}, "
-          f"val {summary['val_loss']:.4f}")
+    print_result(run)
     print(f"saved {run.folder}/")
     return 0
 
 
 def cmd_runs(args) -> int:
+    """Every run folder in a folder, best val loss first; a folder that cannot be read is listed last, with why."""
     if not args.folder.is_dir():
         raise UserError(f"{args.folder}: no such folder")
-    rows = []
-    for folder in sorted(p for p in args.folder.iterdir() if (p / "summary.json").exists()):
-        config, summary, _ = read_run_files(folder)
-        rows.append((summary.get("val_loss", float("inf")), folder.name, summary, config))
-    if not rows:
+    rows, unread = [], []
+    for folder in sorted(p for p in args.folder.iterdir() if p.is_dir() and any((p / f).exists() for f in RUN_FILES)):
+        try:
+            config, summary, _ = read_run_files(folder)
+            rows.append((summary.get("val_loss") or float("inf"), folder.name, summary, config))
+        except UserError as e:
+            unread.append((folder.name, str(e).removeprefix(f"{folder}: ")))
+    if not rows and not unread:
         print(f"{args.folder}: no runs")
         return 0
-    width = max(len(r[1]) for r in rows)
-    print(f"{'run':{width}}  {'model':12} {'params':>8} {'steps':>8} {'train':>7} {'val':>7} {'best at':>8} "
-          f"{'last val':>8} {'time':>8} {'tokens/s':>9}")
+    width = max(len(name) for name in [*(r[1] for r in rows), *(u[0] for u in unread), "run"])
+    print(f"{'run':{width}}  {'model':17} {'params':>8} {'steps':>8} {'train':>7} {'val':>7} {'test':>7} "
+          f"{'best at':>8} {'last val':>8} {'time':>8} {'tokens/s':>9}")
+    number = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
     for val, name, s, config in sorted(rows, key=lambda r: r[0]):
-        tokens = f"{s['tokens_per_s']:,.0f}" if s.get("tokens_per_s") else "-"
-        best_step, last_val = s.get("best_step", s["step"]), s.get("last_val_loss", val)
-        print(f"{name:{width}}  {config['model']:12} {s['params']:>8,} {s['step']:>8,} {s['train_loss']:>7.4f} "
-              f"{val:>7.4f} {best_step:>8,} {last_val:>8.4f} {s['time_s']:>7.1f}s {tokens:>9}")
+        print(f"{name:{width}}  {config.get('model', '?'):17} {number(s.get('params'), ',d'):>8} "
+              f"{number(s.get('step'), ',d'):>8} {number(s.get('train_loss'), '.4f'):>7} "
+              f"{number(s.get('val_loss'), '.4f'):>7} {number(s.get('test_loss'), '.4f'):>7} "
+              f"{number(s.get('best_step', s.get('step')), ',d'):>8} {number(s.get('last_val_loss'), '.4f'):>8} "
+              f"{number(s.get('time_s'), '.1f'):>7}s {number(s.get('tokens_per_s'), ',.0f'):>9}")
+    for name, why in unread:
+        print(f"{name:{width}}  (not read: {why})")
     return 0
 
 
@@ -387,8 +387,7 @@ def cmd_serve(args) -> int:
 
 
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "score": cmd_score, "ensemble": cmd_ensemble,
-            "runs": cmd_runs,
-            "plot": cmd_plot, "sweep": cmd_sweep, "diagnose": cmd_diagnose, "serve": cmd_serve}
+            "runs": cmd_runs, "plot": cmd_plot, "sweep": cmd_sweep, "diagnose": cmd_diagnose, "serve": cmd_serve}
 
 
 def main(argv=None) -> int:
@@ -404,6 +403,10 @@ def main(argv=None) -> int:
         return 2
     except UserError as e:
         print(f"makemore {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a folder that cannot be written (read-only, full, not a folder): what was saved stays
+        where = e.filename or "a file"
+        print(f"makemore {args.command}: error: {where}: {e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

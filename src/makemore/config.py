@@ -31,8 +31,9 @@ DEVICES = ("auto", "cpu", "cuda")
 BACKENDS = ("torch", "jax")
 
 TRAIN_FIELDS = {
-    "steps": Field(int, "optimisation steps", low=0),
-    "batch_size": Field(int, "examples per step: windows, or whole words for sequence models", low=0),
+    "steps": Field(int, "optimisation steps", low=0, high=10**9, high_inclusive=True),
+    "batch_size": Field(int, "examples per step: windows, or whole words for sequence models", low=0, high=10**6,
+                        high_inclusive=True),
     "optimizer": Field(str, "optimizer", choices=OPTIMIZERS),
     "lr": Field(float, "learning rate", low=0),
     "schedule": Field(str, "step: x decay_factor from decay_at; cosine: down to lr x decay_factor; constant",
@@ -40,21 +41,22 @@ TRAIN_FIELDS = {
     "decay_at": Field(float, "step schedule: the share of the steps after which the lr decays", low=0, high=1),
     "decay_factor": Field(float, "the lr's last value, as a share of lr (step and cosine schedules)", low=0),
     "weight_decay": Field(float, "weight decay", low=0, low_inclusive=True),
-    "seed": Field(int, "seed of the initial weights and the batches", low=0, low_inclusive=True),
+    "seed": Field(int, "seed of the initial weights and the batches", low=0, low_inclusive=True, high=2**63 - 1,
+                  high_inclusive=True),
     "device": Field(str, "where to train", choices=DEVICES),
     "eval_every": Field(int, "steps between whole-split evaluations; 0: as often as costs at most a tenth of the "
-                             "training time", low=0, low_inclusive=True),
+                             "training time", low=0, low_inclusive=True, high=10**9, high_inclusive=True),
     "patience": Field(int, "stop after this many evaluations without a lower val loss (0: never); the best model is "
-                           "kept either way", low=0, low_inclusive=True),
+                           "kept either way", low=0, low_inclusive=True, high=10**6, high_inclusive=True),
     "time_limit": Field(float, "stop after this many seconds of training (0: no limit); the best model is kept",
-                        low=0, low_inclusive=True),
+                        low=0, low_inclusive=True, high=10**7, high_inclusive=True),
     "ema": Field(float, "decay of an exponential moving average of the weights, evaluated beside them: the better "
                         "of the two is the evaluation's (0: none; e.g. 0.999)", low=0, low_inclusive=True, high=1),
     "teacher": Field(str, "a trained run (its folder) on the same data whose next-character distributions the model "
                           "learns too: distillation (empty: none)"),
     "distill": Field(float, "with a teacher: its distribution's share of each target, the true character's the rest",
                      low=0, low_inclusive=True, high=1, high_inclusive=True),
-    "log_every": Field(int, "steps between the logged mean batch losses", low=0),
+    "log_every": Field(int, "steps between the logged mean batch losses", low=0, high=10**9, high_inclusive=True),
     "backend": Field(str, "jax: the JAX/Flax port (hierarchical, conv; pip install makemore[jax])", choices=BACKENDS),
 }
 
@@ -312,62 +314,3 @@ def resolve_run(doc: dict, path=None, given: dict | None = None) -> RunSpec:
     if spec.train.teacher:  # absolute, so that --resume finds it from any folder
         spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, teacher=os.path.abspath(spec.train.teacher)))
     return spec
-
-
-# ----------------------------------------------------------------------------- auto: the default recipe
-
-
-@dataclass(frozen=True)
-class ListStats:
-    """What the auto recipe reads of a list."""
-
-    items: int
-    train_items: int  # the lecture's split: 80% of the items
-    train_chars: int  # the training split's targets: every character and every end token
-    vocab: int
-    longest: int
-
-    @classmethod
-    def of(cls, corpus: Corpus) -> ListStats:
-        train = corpus.split()[0]
-        train = train[0] if corpus.labels is not None else train
-        return cls(len(corpus.items), len(train), sum(len(w) + 1 for w in train), corpus.vocab.size, corpus.longest)
-
-
-# The auto rule: a GRU whose width, dropout, batch and epochs follow the training split's characters (its targets:
-# characters and end tokens), trained with AdamW on a cosine schedule for that many epochs but on at most
-# AUTO_MAX_TARGETS characters, evaluated as often as costs a tenth of the training, keeping the best evaluation
-# and stopping after AUTO_PATIENCE without a better one. Measured across list sizes on 2 CPU cores:
-# benchmarks/README.md, "auto".
-AUTO = [  # (train characters below, n_embd, n_hidden, dropout, batch_size, epochs)
-    (4_000, 48, 128, 0.5, 32, 40),  # about 300 items or fewer: few words, strong dropout, many short epochs
-    (100_000, 64, 192, 0.4, 64, 20),
-    (300_000, 64, 192, 0.3, 64, 20),  # names.txt (182,625 characters): val 1.9486 in 93 s
-    (math.inf, 64, 192, 0.1, 64, 20),  # more than about 30,000 items: AUTO_MAX_TARGETS ends it before 20 epochs
-]
-AUTO_LR = 0.004
-AUTO_MAX_TARGETS = 4_000_000  # characters: names' 20 epochs (3.65M) fit; 234,450 words take a third of the lecture's time
-AUTO_PATIENCE = 10
-AUTO_GPU_BATCH = 4  # on a GPU: batches this many times larger, lr x2, as many epochs (H100, names: val 1.946-1.954)
-
-
-def auto_recipe(stats: ListStats, gpu: bool = False) -> dict:
-    """The default recipe for a list, from its own statistics: a config, as a TOML file gives it."""
-    _, n_embd, n_hidden, dropout, batch, epochs = next(row for row in AUTO if stats.train_chars < row[0])
-    lr = AUTO_LR
-    if gpu:
-        batch, lr = batch * AUTO_GPU_BATCH, lr * 2
-    per_item = stats.train_chars / max(stats.train_items, 1)
-    steps = max(1, math.ceil(min(epochs * stats.train_items, AUTO_MAX_TARGETS / per_item) / batch))
-    doc = {"model": "gru",
-           "options": {"n_embd": n_embd, "n_hidden": n_hidden, "dropout": dropout},
-           "train": {"steps": steps, "batch_size": batch, "optimizer": "adamw", "lr": lr, "weight_decay": 0.1,
-                     "schedule": "cosine", "patience": AUTO_PATIENCE}}
-    return doc
-
-
-def auto_note(stats: ListStats, spec: RunSpec) -> str:
-    """What the auto recipe chose, flags and keywords included, in one line."""
-    o, t = spec.options, spec.train
-    return (f"auto: {stats.items:,} items, {stats.vocab - 1} characters: {spec.model_name} {o['n_hidden']} wide, "
-            f"dropout {o['dropout']:g}, up to {t.steps:,} steps of {t.batch_size}, patience {t.patience}")

@@ -28,14 +28,22 @@ SPLITS = ("train", "val", "test")
 # ----------------------------------------------------------------------------- reading lists
 
 
+MAX_ITEM = 1_000  # characters an item may have: a name, a title, a place; every tensor of a list is bounded by it
+MAX_FILE = 256 * 2**20  # bytes a list's file may have (english-words' 234,450 words are 2.5 MB)
+
+
 def read_items(path: str | os.PathLike) -> list[str]:
-    """One item per line of a UTF-8 file; trailing whitespace stripped, blank lines skipped."""
+    """One item per line of a UTF-8 file; trailing whitespace stripped, blank lines skipped. A file over MAX_FILE
+    bytes, or an item over MAX_ITEM characters, is a one-line error naming it."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: no such file")
     if path.is_dir():
         raise UserError(f"{path}: is a directory; expected a text file with one item per line")
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE:
+            raise UserError(f"{path}: {size:,} bytes; a list may have at most {MAX_FILE:,} (one item per line)")
         raw = path.read_bytes()
     except OSError as e:
         raise UserError(f"{path}: cannot read ({e.strerror})") from None
@@ -54,9 +62,14 @@ def read_items(path: str | os.PathLike) -> list[str]:
         raise UserError(f"{path}:{line_of(nul)}: binary data (a NUL byte); expected UTF-8 text, one item per line")
     if bad >= 0:
         raise UserError(f"{path}:{line_of(bad)}: not valid UTF-8; save the file as UTF-8 text")
-    items = [line for line in map(str.rstrip, text.split("\n")) if line]
+    lines = text.split("\n")
+    items = [line for line in map(str.rstrip, lines) if line]
     if not items:
         raise UserError(f"{path}: is empty; expected one item per line")
+    if max(map(len, items)) > MAX_ITEM:
+        number, line = next((i, len(line.rstrip())) for i, line in enumerate(lines, 1) if len(line.rstrip()) > MAX_ITEM)
+        raise UserError(f"{path}:{number}: an item of {line:,} characters; an item may have at most {MAX_ITEM:,} "
+                        "(is the file one item per line?)")
     return items
 
 
@@ -149,7 +162,8 @@ def lecture_split(items, seed: int = SPLIT_SEED, source: str = "data"):
     """random.seed(42); random.shuffle(words); 80/10/10 by word. Returns (train, val, test); items is not changed."""
     if min(split_sizes(len(items))) < 1:
         raise UserError(
-            f"{source}: has {len(items)} items, but the 80/10/10 train/val/test split needs at least {min_items_for_split()}"
+            f"{source}: has {len(items)} item{'s' * (len(items) != 1)}, but the 80/10/10 train/val/test split needs at "
+            f"least {min_items_for_split()}"
         )
     words = list(items)
     random.Random(seed).shuffle(words)  # the same stream as random.seed(seed); random.shuffle(words)
@@ -194,6 +208,23 @@ def build_sequences(items, vocab: Vocab, length: int | None = None):
     rows, _ = encode_rows(items, vocab, 1, length - 1)  # (N, length + 1): BOUNDARY, ids, BOUNDARY, IGNORE...
     X = rows[:, :-1].clamp(min=BOUNDARY)  # no IGNORE among the inputs: padding reads the boundary token
     return X, rows[:, 1:].contiguous()
+
+
+def sequences(corpus: "Corpus", split: str):
+    """A split's items as whole padded sequences (every split padded to the corpus's longest item), and the class
+    of each item if any: (X, Y) or (X, Y, classes)."""
+    part = corpus.split()[SPLITS.index(split)]
+    words, labels = part if corpus.labels is not None else (part, None)
+    X, Y = build_sequences(words, corpus.vocab, corpus.longest + 1)
+    return (X, Y) if labels is None else (X, Y, torch.tensor(labels, dtype=torch.long))
+
+
+def examples(model, corpus: "Corpus", split: str):
+    """The tensors of one split as the model sees them: windows for window models (which take no class), whole
+    padded sequences for sequence models."""
+    if model.windowed:
+        return build_windows(corpus.split()[SPLITS.index(split)], corpus.vocab, model.config.block_size)
+    return sequences(corpus, split)
 
 
 # ----------------------------------------------------------------------------- data sets

@@ -26,3 +26,7 @@ class ConfigError(UserError, ValueError):
         names = set(self.mentions)
         text = re.sub(r"\{(\w+)\}", lambda m: spell(m[1]) if m[1] in names else m[0], self.message)
         return f"{spell(self.field)}: {text}"
+
+
+class Diverged(ConfigError):
+    """The training's loss stopped being a finite number: the run ends, keeping what it saved before."""

@@ -31,7 +31,9 @@ class Field:
             return f"a {TYPE_NAMES[self.type]}"
         if self.high is not None:
             low, high = "[" if self.low_inclusive else "(", "]" if self.high_inclusive else ")"
-            return f"a number in {low}{self.low:g}, {self.high:g}{high}"
+            number = "an integer" if self.type is int else "a number"
+            shown = (lambda v: f"{v:,}") if self.type is int else (lambda v: f"{v:g}")  # noqa: E731
+            return f"{number} in {low}{shown(self.low)}, {shown(self.high)}{high}"
         number = "integer" if self.type is int else "number"
         if self.low == 0:
             return f"a {'non-negative' if self.low_inclusive else 'positive'} {number}"

@@ -1,41 +1,41 @@
 """What the trainers of both backends (PyTorch in train.py, JAX in jax/train.py) share: callbacks and their
-events, and the loop around a backend's step, with its log, its evaluations and its stop, written once."""
+events, and the loop around a backend's step, with its log, its evaluations, its checkpoints and its stop,
+written once, and the loop's state, saved in a checkpoint and loaded to go on as if it had never stopped."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
 import time
-from dataclasses import dataclass
 
 import torch
 
 from makemore.config import TrainConfig
 from makemore.data import IGNORE
+from makemore.errors import Diverged
+from makemore.ranks import Ranks
 
 # An evaluation's forward pass costs about half a training step per target (measured on 2 CPU cores, whole-word
 # models: 0.31 for a GRU, 0.48 for an LSTM, 0.40 for the WaveNet; windows of the lecture's batch of 32: 0.05).
 EVAL_COST = 0.5
 MAX_EVALS = 100  # a run evaluates at most about this often: each also writes a checkpoint
+CHECKPOINT_EVERY_S = 60.0  # and between evaluations, a checkpoint at least this often: a kill loses at most this
 
 
-@dataclass(frozen=True)
-class Ranks:
-    """This process among torchrun's: rank 0 of 1 when it runs alone."""
+class Interrupted(KeyboardInterrupt):
+    """The run was asked to stop (SIGINT, SIGTERM) and stopped after a step, with a checkpoint of it."""
 
-    rank: int = 0
-    world: int = 1
-
-    @property
-    def lead(self) -> bool:
-        return self.rank == 0  # the one that prints and writes the run folder
+    def __init__(self, why: str):
+        super().__init__(why)
+        self.why = why
 
 
 class Loop:
     """The training loop. Callbacks see every event, fn(trainer, event), with event in
     'step' (after each optimizer step), 'log' (every log_every steps: self.last_log), 'eval' (every
     eval_every steps and at the end: self.last_eval, and self.best, the evaluation with the lowest val loss so
-    far) and 'end' (after the last evaluation).
+    far), 'checkpoint' (a checkpoint of the state between evaluations: every CHECKPOINT_EVERY_S seconds, and when
+    the run is interrupted) and 'end' (after the last evaluation).
 
     With cfg.ema the backend keeps self.averaged, a moving average of the weights; each evaluation also
     evaluates it, and the better of the two is the evaluation's (last_eval["weights"]: "last" or "average") and
@@ -43,12 +43,14 @@ class Loop:
 
     The run stops early when patience evaluations in a row bring no lower val loss, when time_limit seconds of
     training are spent, or when a callback sets stop; self.stopped says which. The weights of the best
-    evaluation are kept in self.best_state (the last ones stay in the model, to go on from).
+    evaluation are kept in self.best_state (the last ones stay in the model, to go on from). Setting interrupt
+    (to why) ends it after the current step with a checkpoint, raising Interrupted; a loss that is not finite
+    ends it with Diverged (a ConfigError naming lr), before anything of it is saved.
 
     A backend sets model (a PyTorch module: the run folder's weights), train_data, val_data and generator, then
     calls settle(), and provides begin() -> the steps to run, train_step(lr) -> the batch's loss (kept on its
     device), mean_losses(losses) -> (mean, mean of log10), split_loss(data) and, if it needs one,
-    before_eval_event() and leave_ranks().
+    val_loss(), before_eval_event() and leave_ranks().
     """
 
     def __init__(self, cfg: TrainConfig):
@@ -66,6 +68,10 @@ class Loop:
         self.bad_evals = 0  # evaluations since the best one
         self.stopped: str | None = None  # "patience", "time_limit" or "callback" when the run ended before its steps
         self.averaged: dict | None = None  # with cfg.ema: the moving average of the weights (a state dict)
+        self.pending: list = []  # the batch losses since the last log, on the backend's device: no sync per step
+        self.interrupt: str | None = None  # set (by a signal handler) to stop after this step, with a checkpoint
+        self.saved_at = 0.0  # time.monotonic() of the last checkpoint
+        self.optimizer = None  # the backend's, if it has a state to save
 
     def settle(self):
         """With the data in place: the training rows that evaluations before the last one read (a fixed sample as
@@ -98,24 +104,28 @@ class Loop:
         started, before = time.perf_counter(), self.elapsed
         steps = self.begin()
         log_every = max(1, min(cfg.log_every, steps))
-        losses = []  # the batch losses since the last log, on the backend's device: no sync per step
         self.stop = False
+        self.saved_at = time.monotonic()
         while self.step < steps:
             lr = cfg.lr_at(self.step)
-            losses.append(self.train_step(lr))
+            self.pending.append(self.train_step(lr))
             self.step += 1
             self.emit("step")
+            self.elapsed = before + time.perf_counter() - started
             if self.step % log_every == 0 or self.step == steps:
-                self.elapsed = before + time.perf_counter() - started
-                loss, log10_loss = self.mean_losses(losses)
-                losses = []
+                loss, log10_loss = self.mean_losses(self.pending)
+                self.finite(loss)
+                self.pending = []
                 self.last_log = {"step": self.step, "loss": loss, "log10_loss": log10_loss, "lr": lr,
                                  "time": self.elapsed}
                 self.emit("log")
-            if cfg.time_limit and self.out_of_time(before + time.perf_counter() - started):
+            if cfg.time_limit and self.out_of_time(self.elapsed):
                 self.stop, self.stopped = True, "time_limit"
             if self.step % cfg.eval_every == 0 and self.step < steps and not self.stop:
                 self.evaluate()
+            if self.interrupt or (self.ranks.world == 1 and time.monotonic() - self.saved_at >= CHECKPOINT_EVERY_S
+                                  and self.step < steps and not self.stop):
+                self.checkpoint()
             if self.stop:
                 self.stopped = self.stopped or "callback"
                 break
@@ -124,17 +134,34 @@ class Loop:
         self.emit("end")
         return result
 
+    def checkpoint(self):
+        """A checkpoint of the state after this step (the 'checkpoint' event), its losses checked first; then, if
+        the run was asked to stop, Interrupted."""
+        if self.pending:
+            self.finite(self.mean_losses(self.pending)[0])
+        self.emit("checkpoint")
+        self.saved_at = time.monotonic()
+        if self.interrupt:
+            raise Interrupted(self.interrupt)
+
+    def finite(self, loss: float):
+        """A loss that is not finite ends the run: nothing after the last finite state is saved."""
+        if not math.isfinite(loss):
+            raise Diverged("lr", f"the training diverged: the loss was {loss} by step {self.step:,}; a lower "
+                                 "learning rate may train")
+
     def out_of_time(self, elapsed: float) -> bool:
         return elapsed >= self.cfg.time_limit
 
     def evaluate(self, final: bool = False) -> dict:
         """Val over the whole split; train over the fixed sample, or over the whole split at the run's last
         evaluation (the end of its steps, or the one after which patience stops it)."""
-        val = self.split_loss(self.val_data)
+        val = self.val_loss()
+        self.finite(val)
         raw = None  # the weights, while the better average stands in their place
         if self.averaged is not None:  # the moving average of the weights, evaluated in their place
             raw = self.swap_weights(self.averaged)
-            averaged = self.split_loss(self.val_data)
+            averaged = self.val_loss()
             if averaged < val:
                 val = averaged
             else:
@@ -151,17 +178,22 @@ class Loop:
         if raw is not None:
             self.swap_weights(raw)
         self.emit("eval")
+        self.saved_at = time.monotonic()
         return self.last_eval
 
     def track_best(self):
         if self.best is None or self.last_eval["val_loss"] < self.best["val_loss"]:  # NaN is never the best
             self.best = dict(self.last_eval)
-            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self.best_state = clone_state(self.model)
             self.bad_evals = 0
             return
         self.bad_evals += 1
         if self.cfg.patience and self.bad_evals >= self.cfg.patience:
             self.stop, self.stopped = True, "patience"
+
+    def val_loss(self) -> float:
+        """The loss over the whole val split (a backend whose model makes a choice on val makes it here)."""
+        return self.split_loss(self.val_data)
 
     def before_eval_event(self):
         """What must be current before the 'eval' callbacks (a checkpoint among them) run."""
@@ -177,3 +209,43 @@ class Loop:
         if self.last_eval.get("step") == self.step:  # stopped by patience, or a callback, just after an evaluation
             return self.last_eval
         return self.evaluate(final=True)
+
+    def state_dict(self) -> dict:
+        """The loop's state beside the model's last weights: what going on as if it had never stopped needs. The
+        optimizer's state, the step, the batches' generator and torch's random state (every rank's under
+        torchrun), the training time so far, the best evaluation (its weights, unless they are the last) and the
+        evaluations since, the moving average of the weights, why it stopped, and the losses since the last log."""
+        best = None
+        if self.best is not None:  # the best evaluation's weights; None where they are the last ones (no second copy)
+            last = self.best["step"] == self.step and self.best.get("weights") != "average"
+            best = dict(self.best, bad_evals=self.bad_evals, model=None if last else self.best_state)
+        return {"optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
+                "step": self.step, "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
+                "rank_rng_states": self.rank_rng_states, "elapsed": self.elapsed, "best": best,
+                "averaged": self.averaged, "stopped": self.stopped, "pending": [float(x) for x in self.pending]}
+
+    def load_state_dict(self, state: dict):
+        """Go on from a state_dict(), the model holding the last weights."""
+        if self.optimizer is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        ranks, rank_states = self.ranks, state.get("rank_rng_states")
+        if ranks.world > 1 and rank_states is not None and len(rank_states) == ranks.world:
+            torch.set_rng_state(rank_states[ranks.rank])  # each rank's dropout goes on where it stopped
+        else:
+            torch.set_rng_state(state["torch_rng"])
+            if ranks.world > 1:
+                torch.manual_seed(self.cfg.seed + ranks.rank + state["step"])  # another number of ranks than before
+        self.step, self.elapsed = state["step"], state["elapsed"]
+        best = state.get("best")
+        if best is not None:  # which evaluation is best goes on as if the run had never stopped
+            self.best = {k: best[k] for k in ("step", "train_loss", "val_loss", "weights") if k in best}
+            self.best_state = best["model"] if best["model"] is not None else clone_state(self.model)
+            self.bad_evals = best["bad_evals"]
+        self.averaged = state.get("averaged")
+        self.pending = [torch.tensor(x, device=self.device) for x in state.get("pending", [])]
+
+
+def clone_state(model) -> dict:
+    """A copy of the model's state dict, detached from it: the one way a state is kept aside."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}

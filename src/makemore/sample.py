@@ -1,43 +1,44 @@
-"""Generation and scoring.
+"""Generation: the sampling options, the model's step (cached, naive, shared), and decoding.
 
 Generation runs jobs — each some rows with its own options (temperature, top-k, top-p, prefix, class, lengths)
 and its own random generator — in one batch, every word stopping at its own end token. A job's random draws
 are the same whatever else is in the batch, so a request gives the same names alone or batched with others.
-draw() asks for n names that pass filters (novel only, excluded names, each once, lengths), drawing again as
-needed, bounded in rounds and in time. score() gives the log-probability of given words.
+draw.py asks for n names that pass filters, drawing again as needed; score.py gives given words' likelihood.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from makemore.data import BOUNDARY, IGNORE, Vocab, build_sequences, build_windows
+from makemore.data import BOUNDARY, Vocab
 from makemore.errors import ConfigError
 from makemore.fields import Field
 from makemore.models import device_of
+from makemore.models.base import evaluating
 
+MAX_N = 1_000_000  # names one request may ask for
+MAX_LEN = 1_000  # characters a name may have, whatever the list holds: every generation is bounded
 SAMPLING = {  # the sampling options a user gives, checked here and made into flags by the command line
-    "n": Field(int, "how many names", low=0),
-    "temperature": Field(float, "below 1: likelier characters; above 1: more surprising ones", low=0),
+    "n": Field(int, "how many names", low=0, high=MAX_N, high_inclusive=True),
+    "temperature": Field(float, "below 1: likelier characters; above 1: more surprising ones", low=0, high=100,
+                         high_inclusive=True),
     "top_k": Field(int, "sample among the k likeliest characters (clamped to the vocabulary)", low=0),
     "top_p": Field(float, "sample among the likeliest characters that make up this share of the probability "
                           "(nucleus sampling), after top_k", low=0, high=1, high_inclusive=True),
     "prefix": Field(str, "every name starts with this"),
-    "seed": Field(int, "for repeatable output", low=0, low_inclusive=True),
-    "min_len": Field(int, "names have at least this many characters (the prefix's included)", low=0,
-                     low_inclusive=True),
+    "seed": Field(int, "for repeatable output", low=0, low_inclusive=True, high=2**63 - 1, high_inclusive=True),
+    "min_len": Field(int, "names have at least this many characters (the prefix's included; default 1: no empty "
+                          "name)", low=0, low_inclusive=True, high=MAX_LEN, high_inclusive=True),
     "max_len": Field(int, "names have at most this many characters; a longer one is drawn again, not cut (default: "
-                          "twice the longest item)", low=0),
-    "seconds": Field(float, "draw again for names the filters leave out for at most this long", low=0),
+                          f"twice the longest item, at most {MAX_LEN:,})", low=0, high=MAX_LEN, high_inclusive=True),
+    "seconds": Field(float, "draw again for names the filters leave out for at most this long", low=0, high=3600,
+                     high_inclusive=True),
 }
-ROUNDS = 100  # draw() generates at most this many batches for one request
-SECONDS = 5.0  # ... and begins none after this long
 MAX_ROWS = 20_000  # rows decoded at once; more are decoded in turn (a Transformer's cache is about 150 KB a row)
 
 
@@ -57,6 +58,8 @@ class Options:
         for name in ("temperature", "top_k", "top_p", "prefix", "min_len", "max_len"):
             if getattr(self, name) is not None:
                 SAMPLING[name].check(name, getattr(self, name))
+        if len(self.prefix) > MAX_LEN:
+            raise ConfigError("prefix", f"{len(self.prefix):,} characters; at most {MAX_LEN:,}")
         unknown = vocab.unknown(self.prefix)
         if unknown:
             raise ConfigError("prefix", f"character {unknown[0]!r} is not in the model's vocabulary")
@@ -257,10 +260,13 @@ def generate_jobs(model, vocab: Vocab, jobs: list[Job], cached: bool = True, log
 
 @torch.no_grad()
 def decode(model, vocab: Vocab, jobs: list[Job], cached: bool, logprobs: bool) -> list[list]:
-    """generate_jobs' rows of jobs decoded as one batch."""
+    """generate_jobs' rows of jobs decoded as one batch, the model in eval mode."""
+    with evaluating(model):
+        return decode_batch(model, vocab, jobs, cached, logprobs)
+
+
+def decode_batch(model, vocab: Vocab, jobs: list[Job], cached: bool, logprobs: bool) -> list[list]:
     device = device_of(model)
-    was_training = model.training
-    model.eval()
     job_of = torch.repeat_interleave(torch.arange(len(jobs)), torch.tensor([j.rows for j in jobs])).to(device)  # (B,)
     B, V = len(job_of), vocab.size
     max_lens = [longest_word(model, j.options.max_len) for j in jobs]
@@ -314,12 +320,12 @@ def decode(model, vocab: Vocab, jobs: list[Job], cached: bool, logprobs: bool) -
             counts = torch.bincount(job_of[rows], minlength=len(jobs)).tolist() if len(jobs) > 1 else [len(rows)]
         if t + 1 < steps:
             logits = step(ix)
-    model.train(was_training)
     words = vocab.decode_rows(out) if B else []
     scores = score.tolist() if logprobs else [None] * B
+    short = ((out != BOUNDARY).cumprod(dim=1).sum(dim=1) < min_len).tolist()  # only a model gone wrong ends early
     results, start, long = [], 0, too_long.tolist()
     for job in jobs:
-        results.append([None if long[b] else (words[b], scores[b]) for b in range(start, start + job.rows)])
+        results.append([None if long[b] or short[b] else (words[b], scores[b]) for b in range(start, start + job.rows)])
         start += job.rows
     return results
 
@@ -333,164 +339,3 @@ def generate(model, vocab: Vocab, n: int, *, max_len: int, temperature: float = 
     options = Options(temperature, top_k, top_p, prefix, cls, min_len, max_len).check(vocab)
     words = [w for w in generate_jobs(model, vocab, [Job(n, options, generator)], cached, logprobs)[0] if w]
     return words if logprobs else [w for w, _ in words]
-
-
-# ----------------------------------------------------------------------------- drawing with filters
-
-
-@dataclass
-class Drawn:
-    """What draw() gives: the names asked for (words, or (word, logprob) pairs), every name generated on the
-    way (those that ended within max_len), their novelty rate, and whether all n were found."""
-
-    names: list
-    drawn: list
-    novelty: float
-    complete: bool = True
-    rounds: int = 0
-
-
-@dataclass
-class Sampler:
-    """One request for n names that pass its filters: not in known (novel_only), not in exclude, each once
-    (unique), ended within max_len. It gives jobs, one round at a time, until it has n names, or has run
-    `rounds` rounds, or `seconds` have passed since the first (however long a large first round took); one
-    mechanism for every filter."""
-
-    n: int
-    options: Options
-    generator: torch.Generator | None
-    known: set = field(default_factory=set)
-    novel_only: bool = False
-    exclude: frozenset = frozenset()
-    unique: bool = False
-    rounds: int = ROUNDS
-    seconds: float | None = None  # no round starts more than this long after the first ended (None: no bound)
-    logprobs: bool = False
-    deadline: float | None = field(default=None, init=False)  # time.monotonic() when the first round ended, + seconds
-    shown: list = field(default_factory=list)
-    drawn: list = field(default_factory=list)
-    tried: int = 0
-    done_rounds: int = 0
-
-    def next_job(self) -> Job | None:
-        missing = self.n - len(self.shown)
-        if missing <= 0 or self.done_rounds >= self.rounds or (
-                self.deadline is not None and time.monotonic() > self.deadline):
-            return None
-        if not self.done_rounds:  # with filters, a margin: a round more costs a batch's wait in the server
-            filtered = self.novel_only or self.unique or self.exclude
-            rows = math.ceil(1.5 * self.n) + 8 if filtered else self.n
-        else:  # as many again as the share that passed says are needed, and a margin
-            rate = max(len(self.shown) / self.tried, 0.05)
-            rows = min(math.ceil(1.2 * missing / rate) + 8, max(self.n, 10_000))
-        return Job(rows, self.options, self.generator)
-
-    def take(self, results: list):
-        self.done_rounds += 1
-        if self.done_rounds == 1 and self.seconds is not None:
-            self.deadline = time.monotonic() + self.seconds
-        self.tried += len(results)
-        seen = set(w for w, _ in self.shown) if self.unique else None
-        for result in results:
-            if result is None:
-                continue
-            self.drawn.append(result)
-            word = result[0]
-            if (self.novel_only and word in self.known) or word in self.exclude:
-                continue
-            if seen is not None:
-                if word in seen:
-                    continue
-                seen.add(word)
-            if len(self.shown) < self.n:
-                self.shown.append(result)
-
-    def result(self) -> Drawn:
-        words = [w for w, _ in self.drawn]
-        shown = self.shown if self.logprobs else [w for w, _ in self.shown]
-        drawn = self.drawn if self.logprobs else words
-        return Drawn(shown, drawn, novelty(words, self.known), len(self.shown) == self.n, self.done_rounds)
-
-
-def draw(model, vocab: Vocab, sampler: Sampler, cached: bool = True) -> Drawn:
-    """A sampler's names, drawn alone: a batch per round."""
-    while (job := sampler.next_job()) is not None:
-        sampler.take(generate_jobs(model, vocab, [job], cached, sampler.logprobs)[0])
-    return sampler.result()
-
-
-def novelty(samples, known) -> float:
-    """The share of samples that are not in known (the items the model was trained from)."""
-    if not samples:
-        return float("nan")
-    known = known if isinstance(known, (set, frozenset)) else set(known)
-    return sum(s not in known for s in samples) / len(samples)
-
-
-def default_max_len(longest: int, prefix: str = "") -> int:
-    """Names are at most twice the longest item (longest characters): long enough for any plausible word, short
-    enough to end."""
-    return 2 * longest + len(prefix)
-
-
-# ----------------------------------------------------------------------------- next character, scores
-
-
-@torch.no_grad()
-def next_char_probs(model, vocab: Vocab, prefix: str = "", *, cls: int | None = None) -> list[float]:
-    """The model's distribution of the character after prefix (index = token; 0 is the end), temperature 1."""
-    Options(prefix=prefix).check(vocab)
-    was_training = model.training
-    model.eval()
-    device = device_of(model)
-    step = make_step(model, 1, None if cls is None else torch.tensor([cls], device=device))
-    for token in [BOUNDARY, *vocab.encode(prefix)]:
-        logits = step(torch.tensor([token], device=device))  # (1, V): the character after what was stepped
-    model.train(was_training)
-    return F.softmax(logits[0].double(), dim=-1).tolist()
-
-
-@dataclass
-class Score:
-    """How likely a word is under the model: log-probability of its characters and end, per character (its
-    mean), and each character's surprisal (-log p, in nats; the last is the end's)."""
-
-    word: str
-    logprob: float
-    mean: float
-    surprisal: list[float]
-
-
-@torch.no_grad()
-def score(model, vocab: Vocab, words, cls: int | None = None) -> list[Score]:
-    """Each word's Score, from one forward pass over the words (whole words for sequence models, windows for
-    window models)."""
-    words = list(words)
-    for w in words:
-        unknown = vocab.unknown(w)
-        if unknown:
-            raise ConfigError("words", f"character {unknown[0]!r} of {w!r} is not in the model's vocabulary")
-    if not words:
-        return []
-    was_training = model.training
-    model.eval()
-    device = device_of(model)
-    if model.windowed:
-        X, Y = build_windows(words, vocab, model.config.block_size)
-        logp = F.log_softmax(model(X.to(device))[0].double(), dim=-1)  # (N, V)
-        per_target = logp.gather(1, Y.to(device)[:, None])[:, 0]
-        rows = per_target.split([len(w) + 1 for w in words])
-    else:
-        length = max(map(len, words)) + 1
-        if getattr(model, "longest_word", None) is not None and length > model.config.block_size:
-            raise ConfigError("words", f"a word of {length - 1} characters is longer than this model sees "
-                                       f"({model.config.block_size - 1})")
-        X, Y = build_sequences(words, vocab, length)
-        extra = () if cls is None else (None, torch.full((len(words),), cls, dtype=torch.long, device=device))
-        logp = F.log_softmax(model(X.to(device), *extra)[0].double(), dim=-1)  # (N, T, V)
-        Y = Y.to(device)
-        per_target = logp.gather(2, Y.clamp(min=0)[..., None])[..., 0]
-        rows = [row[y != IGNORE] for row, y in zip(per_target, Y)]
-    model.train(was_training)
-    return [Score(w, r.sum().item(), r.mean().item(), (-r).tolist()) for w, r in zip(words, rows)]

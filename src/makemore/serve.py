@@ -35,10 +35,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from makemore import models
 from makemore.api import load
 from makemore.data import BOUNDARY
+from makemore.draw import Sampler
 from makemore.errors import ConfigError
+from makemore.ranks import threads_per_process
 from makemore.run import Run
-from makemore.sample import Sampler, generate_jobs
-from makemore.train import threads_per_process
+from makemore.sample import generate_jobs
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 32_768  # bytes: enough for an exclude list or words to score, far from a memory burden

@@ -9,6 +9,7 @@ was killed is found by its stopped heartbeat and run again with the same values.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import re
@@ -20,7 +21,7 @@ from makemore.config import check_file_option, check_train_value, read_config, r
 from makemore.data import Corpus
 from makemore.errors import ConfigError, UserError
 from makemore.files import write_atomic
-from makemore.run import RunWriter, make_trainer
+from makemore.training import start
 
 HEARTBEAT_S = 5  # a worker's trial writes a heartbeat this often ...
 GRACE_S = 20  # ... and one silent this long is taken for killed, failed and queued again with its values
@@ -191,17 +192,15 @@ def work(sweep: Sweep, worker: int = 0):
     def objective(trial):
         values = {p.name: p.suggest(trial) for p in params}
         try:  # the trial's values after every table of the base, [cuda.*] included
-            run = spec.override(trial_values(values))
-            trainer = make_trainer(corpus, run.model_name, run.options, run.train)
+            training = start(dataclasses.replace(spec.override(trial_values(values)), corpus=corpus),
+                             sweep.folder / "trials" / f"{trial.number:04d}",
+                             plot=False)  # a figure per evaluation would cost more than a short trial
         except UserError as e:  # values that do not go together, such as n_embd not a multiple of n_head
             print(f"trial {trial.number:>3}: failed: {e}", flush=True)
             trial.set_user_attr("error", str(e))
             return float("nan")  # Optuna's mark of a failed trial
+        trainer = training.trainer
         trial.set_user_attr("params_count", sum(p.numel() for p in trainer.model.parameters()))
-        writer = RunWriter(sweep.folder / "trials" / f"{trial.number:04d}", corpus.source, run.model_name, corpus,
-                           plot=False)  # a figure per evaluation would cost more than a short trial
-        writer.start(trainer)
-        trainer.add_callback(writer)
         pruned = []
 
         def report(trainer, event):
@@ -213,12 +212,12 @@ def work(sweep: Sweep, worker: int = 0):
                 pruned.append(trainer.step)
                 trainer.stop = True
 
-        trainer.add_callback(report)
         try:
-            result = trainer.run()
+            training.run([report], verbose=False)
         except KeyboardInterrupt:  # not lost: queued again with the same values, for the resumed sweep
             study.enqueue_trial(values, skip_if_exists=False)
             raise
+        result = trainer.last_eval  # the final evaluation
         trial.set_user_attr("steps", trainer.step)
         trial.set_user_attr("train_loss", result["train_loss"])
         trial.set_user_attr("time_s", round(trainer.elapsed, 2))

@@ -4,15 +4,16 @@ torchrun's processes (DistributedDataParallel)."""
 from __future__ import annotations
 
 import gc
-import os
 
 import torch
 import torch.nn.functional as F
 
 from makemore.config import TrainConfig, resolve_device
-from makemore.data import IGNORE, SPLITS, Corpus, build_sequences, build_windows
+from makemore.data import IGNORE
 from makemore.errors import ConfigError
-from makemore.loop import Loop, Ranks
+from makemore.loop import Loop, clone_state
+from makemore.models.base import evaluating
+from makemore.ranks import Ranks, join_ranks, leave_ranks
 from makemore.scratch import BatchNorm1d
 
 
@@ -48,33 +49,17 @@ def evaluate(model, data, batch_size: int = 1024) -> float:
     stats). data is (X, Y) windows (N, T), (N,), or padded sequences (N, T), (N, T) with IGNORE where there is
     no target, and then perhaps the class of each row (N,)."""
     X, Y, *rest = data
-    was_training = model.training
-    model.eval()
     total = torch.zeros((), dtype=torch.float64, device=X.device)
-    for i in range(0, len(X), batch_size):
-        logits, _ = model(X[i : i + batch_size], None, *(t[i : i + batch_size] for t in rest))
-        targets = Y[i : i + batch_size]
-        total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE,
-                                 reduction="sum").double()
-    model.train(was_training)
+    with evaluating(model):
+        for i in range(0, len(X), batch_size):
+            targets = Y[i : i + batch_size]
+            if hasattr(model, "target_logprobs"):  # an n-gram or a mixture: the targets' probabilities only
+                total -= model.target_logprobs(X[i : i + batch_size], targets).sum()
+                continue
+            logits, _ = model(X[i : i + batch_size], None, *(t[i : i + batch_size] for t in rest))
+            total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE,
+                                     reduction="sum").double()
     return total.item() / (Y != IGNORE).sum().item()
-
-
-def sequences(corpus: Corpus, split: str):
-    """A split's items as whole padded sequences (every split padded to the corpus's longest item), and the class
-    of each item if any: (X, Y) or (X, Y, classes)."""
-    part = corpus.split()[SPLITS.index(split)]
-    words, labels = part if corpus.labels is not None else (part, None)
-    X, Y = build_sequences(words, corpus.vocab, corpus.longest + 1)
-    return (X, Y) if labels is None else (X, Y, torch.tensor(labels, dtype=torch.long))
-
-
-def examples(model, corpus: Corpus, split: str):
-    """The tensors of one split as the model sees them: windows for window models (which take no class), whole
-    padded sequences for sequence models."""
-    if model.windowed:
-        return build_windows(corpus.split()[SPLITS.index(split)], corpus.vocab, model.config.block_size)
-    return sequences(corpus, split)
 
 
 def distilled_loss(logits, targets, teacher, share: float):
@@ -113,47 +98,6 @@ class Batches:
         if self.crop:
             crop_to_longest(batch)
         return batch
-
-
-# ----------------------------------------------------------------------------- several processes (torchrun)
-
-
-def join_ranks(device: torch.device) -> Ranks:
-    """torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK) -> this process's place in the process group, which
-    it joins: gloo on the CPU, nccl on GPUs (one per process, by local rank)."""
-    if world_size() == 1:
-        return Ranks()
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        # torch 2.13: torch._dynamo, first imported after the group exists (by the optimizer, by
-        # DistributedDataParallel), keeps a reference to it, so destroy_process_group left gloo's threads running
-        # as the process exited, and a rank aborted ("terminate called without an active exception") in CI.
-        import torch._dynamo  # noqa: F401
-
-        if device.type == "cuda":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Ranks(dist.get_rank(), dist.get_world_size())
-
-
-def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def threads_per_process(processes: int) -> int:
-    """torch's threads for each of `processes` processes that share this machine's cores (sweep workers, server
-    processes): more threads than cores in all, and every process runs slower."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // processes)
-
-
-def leave_ranks():
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()  # all ranks leave together: a rank that tore its group down while rank 0 still wrote aborted
-        dist.destroy_process_group()
 
 
 # ----------------------------------------------------------------------------- the trainer
@@ -225,7 +169,7 @@ class Trainer(Loop):
 
     def begin(self) -> int:
         self.model.train()
-        if self.optimizer is None:  # no parameters to optimise: estimated in closed form
+        if hasattr(self.model, "fit"):  # counted, or with a counted part: from the training split, in one pass
             self.model.fit(*self.train_data[:2])
         return self.total_steps
 
@@ -251,7 +195,7 @@ class Trainer(Loop):
         running statistics too); the others (counts) are copied. One fused update per step: the pairs of
         tensors are found once (the model's tensors stay the same objects: loading weights copies into them)."""
         if self.averaged is None:
-            self.averaged = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self.averaged = clone_state(self.model)
         if self.average_pairs is None:
             state = self.model.state_dict()
             floats = [k for k, v in state.items() if v.is_floating_point()]
@@ -265,7 +209,7 @@ class Trainer(Loop):
 
     @torch.no_grad()
     def swap_weights(self, state: dict) -> dict:
-        current = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        current = clone_state(self.model)
         self.model.load_state_dict(state)
         return current
 
@@ -285,6 +229,11 @@ class Trainer(Loop):
 
     def split_loss(self, data) -> float:
         return evaluate(self.model, data)
+
+    def val_loss(self) -> float:
+        if hasattr(self.model, "choose_share"):  # a network and an n-gram: their mixture's share is chosen on val
+            return self.model.choose_share(self.val_data)
+        return super().val_loss()
 
     def out_of_time(self, elapsed: float) -> bool:
         if self.ranks.world == 1:

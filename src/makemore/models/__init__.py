@@ -10,8 +10,9 @@ from makemore.fields import Field
 from makemore.models.bigram import Bigram, BigramConfig
 from makemore.models.ensemble import Ensemble, EnsembleConfig
 from makemore.models.hierarchical import Hierarchical, HierarchicalConfig
+from makemore.models.interpolated import Interpolated, with_ngram
 from makemore.models.mlp import MLP, MLPConfig
-from makemore.models.ngram import NGram, NGramConfig
+from makemore.models.ngram import MAX_CONTEXT, NGram, NGramConfig
 from makemore.models.rnn import GRUConfig, LSTMConfig, Recurrent, RNNConfig
 from makemore.models.transformer import Transformer, TransformerConfig
 from makemore.models.wavenet import NORMS, ConvTree, ConvTreeConfig, WaveNet, WaveNetConfig
@@ -28,6 +29,9 @@ MODELS = {
     "transformer": (TransformerConfig, Transformer),
     "ngram": (NGramConfig, NGram),
 }
+# A network and an n-gram as one model (the default recipe's is gru+ngram): their distributions mixed
+MODELS.update({f"{name}+ngram": (with_ngram(name, *MODELS[name]), Interpolated)
+               for name in ("gru", "lstm", "transformer", "wavenet")})
 COMBINED = {  # made from trained runs (makemore ensemble), not trained: a checkpoint may hold one
     "ensemble": (EnsembleConfig, Ensemble),
 }
@@ -36,22 +40,24 @@ COMBINED = {  # made from trained runs (makemore ensemble), not trained: a check
 # (vocab_size, n_classes, cell) come from the data or the model's name.
 OPTIONS = {
     "block_size": Field(int, "characters of context; 0: the longest item + 1 (whole-word models)", low=0,
-                        low_inclusive=True, flag="context"),
-    "n_embd": Field(int, "embedding size", low=0),
-    "n_hidden": Field(int, "hidden size", low=0),
+                        low_inclusive=True, high=4096, high_inclusive=True, flag="context"),
+    "n_embd": Field(int, "embedding size", low=0, high=8192, high_inclusive=True),
+    "n_hidden": Field(int, "hidden size", low=0, high=8192, high_inclusive=True),
     "smoothing": Field(float, "bigram: add-k smoothing", low=0, low_inclusive=True),
-    "discount": Field(float, "ngram: the Kneser-Ney discount", low=0, high=1),
-    "n_skip": Field(int, "wavenet: skip channels", low=0),
-    "n_stacks": Field(int, "wavenet: stacks of dilations 1 .. 2**k", low=0),
-    "kernel_size": Field(int, "wavenet: convolution kernel", low=0),
+    "discount": Field(float, "ngram, <family>+ngram: the Kneser-Ney discount", low=0, high=1),
+    "ngram_context": Field(int, "<family>+ngram: the n-gram's characters of context (0: chosen on val)", low=0,
+                           low_inclusive=True, high=MAX_CONTEXT, high_inclusive=True),
+    "n_skip": Field(int, "wavenet: skip channels", low=0, high=8192, high_inclusive=True),
+    "n_stacks": Field(int, "wavenet: stacks of dilations 1 .. 2**k", low=0, high=16, high_inclusive=True),
+    "kernel_size": Field(int, "wavenet: convolution kernel", low=0, high=64, high_inclusive=True),
     "norm": Field(str, "wavenet: normalisation in each layer", choices=NORMS),
     "dropout": Field(float, "wavenet, rnn, gru, lstm, transformer: dropout", low=0, low_inclusive=True, high=1),
     "emb_dropout": Field(float, "rnn, gru, lstm: dropout on the embedded characters", low=0, low_inclusive=True,
                          high=1),
     "weight_drop": Field(float, "rnn, gru, lstm: drop this share of the hidden-to-hidden weights, one mask a batch "
                                 "(weight-drop)", low=0, low_inclusive=True, high=1),
-    "n_layers": Field(int, "rnn, gru, lstm, transformer: layers", low=0),
-    "n_head": Field(int, "transformer: attention heads", low=0),
+    "n_layers": Field(int, "rnn, gru, lstm, transformer: layers", low=0, high=64, high_inclusive=True),
+    "n_head": Field(int, "transformer: attention heads", low=0, high=64, high_inclusive=True),
 }
 
 
@@ -65,6 +71,12 @@ def lookup(name: str):
 
 def config_fields(name: str) -> list[str]:
     return [f.name for f in dataclasses.fields(lookup(name)[0])]
+
+
+def conditioned(name: str) -> bool:
+    """Whether the model can be conditioned on a class (its config has n_classes), which a network + n-gram cannot
+    be: its n-gram is not."""
+    return "n_classes" in config_fields(name) and lookup(name)[1] is not Interpolated
 
 
 def options_of(name: str) -> list[str]:

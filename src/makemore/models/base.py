@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
+import torch
 import torch.nn.functional as F
 from torch import nn
 
 from makemore.data import BOUNDARY, IGNORE
 from makemore.errors import ConfigError
+
+
+@contextmanager
+def evaluating(model):
+    """The model in eval mode for the block (dropout off, BatchNorm's running statistics), then back in the mode
+    it was in, whatever the block raises."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def levels_for(block_size: int) -> int:
@@ -25,9 +39,36 @@ def position_logits(model, idx, cls=None):
     if not model.windowed:
         return model(idx, None, cls)[0] if cls is not None else model(idx)[0]
     B, T = idx.shape
-    bs = model.config.block_size
-    windows = F.pad(idx, (bs - 1, 0), value=BOUNDARY).unfold(1, bs, 1)  # (B, T, bs): position t's window
-    return model(windows.reshape(B * T, bs))[0].view(B, T, -1)
+    return model(position_windows(idx, model.config.block_size).reshape(B * T, -1))[0].view(B, T, -1)
+
+
+def target_logprobs(model, idx, targets):
+    """log p of each target of whole sequences idx, targets (B, T), in order, padding (IGNORE) left out: (N,),
+    float64. A model with its own target_logprobs (an n-gram looks targets up one by one; a mixture mixes its
+    members') computes it so; the others from their logits."""
+    kept = targets != IGNORE
+    if model.windowed:
+        idx, targets = position_windows(idx, model.config.block_size)[kept], targets[kept]  # (N, bs), (N,)
+        if hasattr(model, "target_logprobs"):
+            return model.target_logprobs(idx, targets)
+        return F.log_softmax(model(idx)[0].double(), dim=-1).gather(1, targets[:, None])[:, 0]
+    if hasattr(model, "target_logprobs"):
+        return model.target_logprobs(idx, targets)
+    return F.log_softmax(model(idx)[0].double(), dim=-1)[kept].gather(1, targets[kept][:, None])[:, 0]
+
+
+@torch.no_grad()
+def target_probs(model, data, batch_size: int = 1024) -> torch.Tensor:
+    """The probability the model gives each target of data (X, Y: whole sequences), in order: (targets,)."""
+    X, Y = data[:2]
+    return torch.cat([target_logprobs(model, X[i : i + batch_size], Y[i : i + batch_size]).exp()
+                      for i in range(0, len(X), batch_size)])
+
+
+def position_windows(idx, size: int):
+    """idx (B, T) -> (B, T, size): the window of each position, its size tokens up to and including it, with
+    boundary tokens before the word (the windows a window model is trained on)."""
+    return F.pad(idx, (size - 1, 0), value=BOUNDARY).unfold(1, size, 1)
 
 
 class WindowModel(nn.Module):

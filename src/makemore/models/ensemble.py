@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from makemore.errors import ConfigError
-from makemore.models.base import SequenceModel, position_logits
+from makemore.models.base import SequenceModel, position_logits, target_logprobs
 
 
 @dataclass
@@ -35,19 +35,28 @@ def check_weights(weights, n: int) -> list[float]:
     return weights
 
 
-class Ensemble(SequenceModel):
-    def __init__(self, config: EnsembleConfig, members: list[nn.Module]):
-        super().__init__()
-        if not members or len(members) != len(config.members):
-            raise ConfigError("members", f"{len(config.members)} described, {len(members)} given; at least one")
-        weights = check_weights(config.weights, len(members))
-        for m in members:
-            if getattr(getattr(m, "config", None), "n_classes", 0):
-                raise ConfigError("members", "a conditioned model cannot be a member")
-        self.config = config
-        self.members = nn.ModuleList(members)
-        self.register_buffer("log_weights", torch.tensor(weights).log(), persistent=False)
-        self.cond = None
+def fit_weights(probs, iterations: int = 2000, tolerance: float = 1e-12) -> list[float]:
+    """The mixture weights that maximise the mean log-likelihood of targets whose probability under each of K
+    models is probs (N, K), by expectation-maximisation: each target's responsibilities r = w p / (w . p), then
+    w = the mean of r, until the log-likelihood (concave in w) gains less than tolerance."""
+    probs = probs.double()
+    weights = torch.full((probs.shape[1],), 1 / probs.shape[1], dtype=torch.float64)
+    before = -math.inf
+    for _ in range(iterations):
+        mixed = probs @ weights  # (N,)
+        after = mixed.log().mean().item()
+        if after - before < tolerance:
+            break
+        before = after
+        weights = (probs * weights / mixed[:, None]).mean(0)
+    return (weights / weights.sum()).tolist()
+
+
+class Mixture(SequenceModel):
+    """Members whose next-character distributions are mixed with the weights exp(log_weights): (M,). In
+    generation each member steps as it would alone (sample.MixtureStep) and mix() combines them."""
+
+    cond = None  # a mixture is not conditioned
 
     @property
     def num_params(self) -> int:
@@ -71,3 +80,22 @@ class Ensemble(SequenceModel):
     def forward(self, idx, targets=None, cls=None):
         logits = self.mix([position_logits(m, idx) for m in self.members])  # (B, T, V) log-probabilities
         return logits, self.loss(logits, targets)
+
+    def target_logprobs(self, idx, targets):
+        """log sum_i w_i p_i(target) at each target of whole sequences (see base.target_logprobs): (N,)."""
+        logp = torch.stack([target_logprobs(m, idx, targets) for m in self.members])  # (M, N)
+        return torch.logsumexp(logp + self.log_weights.double()[:, None], dim=0)
+
+
+class Ensemble(Mixture):
+    def __init__(self, config: EnsembleConfig, members: list[nn.Module]):
+        super().__init__()
+        if not members or len(members) != len(config.members):
+            raise ConfigError("members", f"{len(config.members)} described, {len(members)} given; at least one")
+        weights = check_weights(config.weights, len(members))
+        for m in members:
+            if getattr(getattr(m, "config", None), "n_classes", 0):
+                raise ConfigError("members", "a conditioned model cannot be a member")
+        self.config = config
+        self.members = nn.ModuleList(members)
+        self.register_buffer("log_weights", torch.tensor(weights).log(), persistent=False)

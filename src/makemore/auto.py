@@ -1,0 +1,113 @@
+"""The default recipe, auto: what it reads of a list (ListStats), the rule that sizes a network for it (AUTO),
+the n-gram mixed with it (ngram_context_for), and the run it makes of a list (resolve_auto)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import torch
+
+from makemore.config import RunSpec, on_gpu, resolve_run
+from makemore.data import Corpus, build_windows
+from makemore.models.ngram import choose_context, longest_context
+
+
+@dataclass(frozen=True)
+class ListStats:
+    """What the auto recipe reads of a list."""
+
+    items: int
+    train_items: int  # the lecture's split: 80% of the items
+    train_chars: int  # the training split's targets: every character and every end token
+    vocab: int
+    longest: int
+    lengths: tuple = ()  # how many training items have each length (characters and end token): lengths[L]
+
+    @classmethod
+    def of(cls, corpus: Corpus) -> ListStats:
+        train = corpus.split()[0]
+        train = train[0] if corpus.labels is not None else train
+        lengths = torch.bincount(torch.tensor([len(w) + 1 for w in train])).tolist()
+        return cls(len(corpus.items), len(train), sum(len(w) + 1 for w in train), corpus.vocab.size, corpus.longest,
+                   tuple(lengths))
+
+    def positions(self, batch: int) -> float:
+        """The positions a training step computes for a batch of batch items drawn at random: each padded to
+        the batch's longest, batch x E[longest], as Batches crops them. E[max] = sum over L of
+        L (F(L)^b - F(L - 1)^b), F the lengths' distribution."""
+        if not self.lengths:  # lengths unknown: every batch as long as the longest item
+            return batch * (self.longest + 1)
+        cdf = torch.tensor(self.lengths, dtype=torch.float64).cumsum(0) / max(self.train_items, 1)
+        below = torch.cat([torch.zeros(1, dtype=torch.float64), cdf[:-1]])
+        return batch * (torch.arange(len(cdf)) * (cdf**batch - below**batch)).sum().item()
+
+
+# The auto rule: a GRU whose width, dropout, batch and epochs follow the training split's characters (its targets:
+# characters and end tokens), trained with AdamW on a cosine schedule for that many epochs but on at most
+# AUTO_MAX_TARGETS characters, evaluated as often as costs a tenth of the training, keeping the best evaluation
+# and stopping after AUTO_PATIENCE without a better one. Measured across list sizes on 2 CPU cores:
+# benchmarks/README.md, "auto".
+AUTO = [  # (train characters below, n_embd, n_hidden, dropout, batch_size, epochs)
+    (4_000, 48, 128, 0.5, 32, 40),  # about 300 items or fewer: few words, strong dropout, many short epochs
+    (100_000, 64, 192, 0.4, 64, 20),
+    (300_000, 64, 192, 0.3, 64, 20),  # names.txt (182,625 characters): val 1.9486 in 93 s
+    (math.inf, 64, 192, 0.1, 64, 20),  # more than about 30,000 items: AUTO_MAX_TARGETS ends it before 20 epochs
+]
+AUTO_LR = 0.004
+AUTO_MAX_TARGETS = 4_000_000  # characters: names' 20 epochs (3.65M) fit; 234,450 words take a third of the lecture's time
+AUTO_PATIENCE = 10
+AUTO_GPU_BATCH = 4  # on a GPU: batches this many times larger, lr x2, as many epochs (H100, names: val 1.946-1.954)
+# A list of fewer than AUTO_SMALL_ITEMS items trains on the CPU for at most AUTO_SMALL_POSITIONS padded positions
+# (steps x batch x the batch's longest item): the GRU computes about 23,000 a second on one thread whatever the
+# items' length, so this is about 25 s. Long items cost their padding: 3,000 Mexican places (16 characters on
+# average, 41 for a batch's longest) train for 6 epochs where 3,000 names (7 and 11) train for 20.
+AUTO_SMALL_ITEMS = 10_000
+AUTO_SMALL_POSITIONS = 550_000
+
+
+def auto_recipe(stats: ListStats, gpu: bool = False, ngram_context: int | None = None,
+                positions: float | None = AUTO_SMALL_POSITIONS) -> dict:
+    """The default recipe for a list, from its own statistics: a config, as a TOML file gives it. With an n-gram
+    context (ngram_context_for: unless the list is conditioned on classes), the GRU is mixed with an n-gram.
+    positions: the budget of a small list on the CPU (None: none, as before issue "own lists 2")."""
+    _, n_embd, n_hidden, dropout, batch, epochs = next(row for row in AUTO if stats.train_chars < row[0])
+    lr = AUTO_LR
+    if gpu:
+        batch, lr = batch * AUTO_GPU_BATCH, lr * 2
+    per_item = stats.train_chars / max(stats.train_items, 1)
+    steps = max(1, math.ceil(min(epochs * stats.train_items, AUTO_MAX_TARGETS / per_item) / batch))
+    if positions and not gpu and stats.items < AUTO_SMALL_ITEMS:
+        steps = min(steps, max(1, math.ceil(positions / stats.positions(batch))))
+    options = {"n_embd": n_embd, "n_hidden": n_hidden, "dropout": dropout}
+    if ngram_context:
+        options["ngram_context"] = ngram_context
+    return {"model": "gru+ngram" if ngram_context else "gru", "options": options,
+            "train": {"steps": steps, "batch_size": batch, "optimizer": "adamw", "lr": lr, "weight_decay": 0.1,
+                      "schedule": "cosine", "patience": AUTO_PATIENCE}}
+
+
+def ngram_context_for(corpus: Corpus, discount: float = 0.75) -> int:
+    """The n-gram context of a network + n-gram model for this list: ngram.choose_context on its split."""
+    V, top = corpus.vocab.size, longest_context(corpus.vocab.size)
+    train, val = (part[0] if corpus.labels is not None else part for part in corpus.split()[:2])
+    return choose_context(build_windows(train, corpus.vocab, top), build_windows(val, corpus.vocab, top), V,
+                          discount)[0]
+
+
+def auto_note(stats: ListStats, spec: RunSpec) -> str:
+    """What the auto recipe chose, flags and keywords included, in one line."""
+    o, t = spec.options, spec.train
+    ngram = f", mixed with a {o['ngram_context'] + 1}-gram" if "ngram_context" in o else ""
+    return (f"auto: {stats.items:,} items, {stats.vocab - 1} characters: gru {o['n_hidden']} wide, "
+            f"dropout {o['dropout']:g}{ngram}; up to {t.steps:,} steps of {t.batch_size}, patience {t.patience}")
+
+
+def resolve_auto(corpus: Corpus, given: dict) -> RunSpec:
+    """The auto recipe for the list, with the given values (as resolve_run takes them) over it."""
+    stats = ListStats.of(corpus)
+    context = None if corpus.classes else ngram_context_for(corpus)  # the n-gram is not conditioned on classes
+    doc = auto_recipe(stats, gpu=on_gpu(given.get("device") or "auto"), ngram_context=context)
+    spec = resolve_run(doc, None, given)
+    return dataclasses.replace(spec, note=auto_note(stats, spec), corpus=corpus)

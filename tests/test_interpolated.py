@@ -1,0 +1,135 @@
+"""A network and an n-gram as one model (the default recipe's gru+ngram): a distribution at every position, the
+mixture of its parts computed by hand, the network trained exactly as it trains alone, the n-gram's context
+and the share chosen on val, and the sparse n-gram equal to its dense former self."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from makemore import models
+from makemore.auto import ngram_context_for
+from makemore.config import TrainConfig
+from makemore.data import IGNORE, build_windows, examples
+from makemore.models.base import position_logits
+from makemore.models.ensemble import fit_weights
+from makemore.models.ngram import choose_context, longest_context
+from makemore.train import Trainer, evaluate
+
+from conftest import CORPUS, VOCAB, build, trained
+
+
+def fitted(name="gru+ngram", share=0.3):
+    """A model trained as a run trains it (AdamW), long enough that the network has learned something."""
+    torch.manual_seed(0)
+    model = build(name, **({"n_hidden": 32} if "n_hidden" in models.options_of(name) else {}))
+    cfg = TrainConfig(steps=200, batch_size=16, optimizer="adamw", lr=0.01, eval_every=10**9, device="cpu")
+    data = examples(model, CORPUS, "train"), examples(model, CORPUS, "val")
+    Trainer(model, cfg, *data, torch.Generator().manual_seed(0), torch.device("cpu")).run()
+    model.share.fill_(share)
+    return model.eval()
+
+
+def test_every_position_is_a_distribution():
+    model = fitted()
+    X, _ = examples(model, CORPUS, "val")
+    torch.testing.assert_close(model(X)[0].exp().sum(-1), torch.ones(X.shape), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["gru+ngram", "transformer+ngram"])
+def test_the_loss_is_the_mixture_of_the_parts_computed_by_hand(name):
+    """The network alone (a model of its family with the same weights) and the n-gram alone (a plain n-gram
+    counted from the training split's windows), mixed by hand at every target."""
+    model = fitted(name, share=0.37)
+    network_name = name.removesuffix("+ngram")
+    network = build(network_name, **{k: v for k, v in model.members[0].config.__dict__.items()
+                                     if k in models.options_of(network_name)})
+    network.load_state_dict(model.members[0].state_dict())
+    ngram = build("ngram", block_size=model.config.ngram_context)
+    ngram.fit(*build_windows(CORPUS.split()[0], VOCAB, model.config.ngram_context))
+    network.eval(), ngram.eval()
+    X, Y = examples(model, CORPUS, "val")
+    kept = Y != IGNORE
+    a = F.softmax(position_logits(network, X), -1)[kept].gather(1, Y[kept][:, None])[:, 0]
+    b = F.softmax(position_logits(ngram, X), -1)[kept].gather(1, Y[kept][:, None])[:, 0]
+    by_hand = -(0.63 * a + 0.37 * b).log().mean()
+    torch.testing.assert_close(model(X, Y)[1], by_hand)
+    torch.testing.assert_close(evaluate(model, (X, Y)), by_hand.item())
+
+
+def test_the_network_trains_as_it_trains_alone():
+    """In training the network learns on its own loss: a gru+ngram's network ends with the weights of a gru
+    trained from the same seed on the same batches, though its evaluations choose the mixture's share."""
+    cfg = TrainConfig(steps=40, batch_size=16, eval_every=10, optimizer="adamw", lr=0.01, device="cpu")
+    ends = []
+    for name in ("gru", "gru+ngram"):
+        torch.manual_seed(0)
+        model = build(name, dropout=0.2)
+        data = examples(model, CORPUS, "train"), examples(model, CORPUS, "val")
+        Trainer(model, cfg, *data, torch.Generator().manual_seed(0), torch.device("cpu")).run()
+        ends.append(model if name == "gru" else model.members[0])
+    for key, value in ends[0].state_dict().items():
+        assert torch.equal(value, ends[1].state_dict()[key]), key
+
+
+def test_the_share_is_the_best_on_val_and_its_loss_is_vals():
+    model = fitted()
+    val = examples(model, CORPUS, "val")
+    loss = model.choose_share(val)
+    chosen = model.share.item()
+    assert 0 < chosen < 1
+    assert loss == pytest.approx(evaluate(model, val), abs=1e-5)
+    for share in torch.linspace(0, 1, 21).tolist():  # no share on a grid does better
+        model.share.fill_(share)
+        assert evaluate(model, val) >= loss - 1e-5
+
+
+def test_fit_weights_at_the_ends_and_inside():
+    a = torch.tensor([0.5, 0.5, 0.5])
+    assert fit_weights(torch.stack([a, a / 2], 1))[1] < 1e-3  # the second model is worse everywhere: none of it
+    assert fit_weights(torch.stack([a, a * 1.5], 1))[1] > 1 - 1e-3
+    b, c = torch.tensor([0.9, 0.1, 0.5]), torch.tensor([0.2, 0.6, 0.3])
+    grid = [(x, y) for x in torch.linspace(0, 1, 201).tolist() for y in torch.linspace(0, 1, 201).tolist() if x + y <= 1]
+    loss = lambda w: -(w[0] * a + w[1] * b + (1 - w[0] - w[1]) * c).log().mean().item()  # noqa: E731
+    best = min(grid, key=loss)
+    weights = fit_weights(torch.stack([a, b, c], 1))
+    assert sum(weights) == pytest.approx(1) and loss(weights) <= loss(best) + 1e-6
+    assert weights[:2] == pytest.approx(best, abs=0.01)
+
+
+def test_the_context_is_the_best_alone_plus_one():
+    """choose_context's val losses are those of plain n-grams of each context, each counted on its own."""
+    top = longest_context(VOCAB.size)
+    train, val = (build_windows(part, VOCAB, top) for part in CORPUS.split()[:2])
+    context, losses = choose_context(train, val, VOCAB.size)
+    for C, loss in enumerate(losses, 1):
+        ngram = build("ngram", block_size=C)
+        ngram.fit(*build_windows(CORPUS.split()[0], VOCAB, C))
+        assert loss == pytest.approx(evaluate(ngram, build_windows(CORPUS.split()[1], VOCAB, C)), abs=1e-5)
+    assert context == min(losses.index(min(losses)) + 2, top)
+    assert ngram_context_for(CORPUS) == context
+
+
+def test_the_longest_context_is_numbered_within_the_table():
+    assert longest_context(27) == 10
+    assert 806 ** (longest_context(806) + 1) < 2**62 <= 806 ** (longest_context(806) + 2)
+
+
+def test_a_sparse_ngram_loads_a_checkpoint_of_dense_tables():
+    """A run of the n-gram saved before its tables were sparse (ids{k}: contexts, counts{k}: (contexts, V))."""
+    model = trained("ngram")
+    dense = {}
+    for k in range(model.config.block_size + 1):
+        table = model.tables[k]
+        counts = torch.zeros(len(table.contexts), VOCAB.size)
+        rows = torch.searchsorted(table.contexts, table.pairs // VOCAB.size)
+        counts[rows, table.pairs % VOCAB.size] = table.counts
+        dense[f"ids{k}"], dense[f"counts{k}"] = table.contexts, counts
+    old = build("ngram")
+    old.load_state_dict(dense)
+    X = examples(model, CORPUS, "val")[0]
+    assert torch.equal(old(X)[0], model(X)[0])
+
+
+def test_a_conditioned_list_is_refused_by_name():
+    with pytest.raises(models.ConfigError, match="condition: the n-gram of gru\\+ngram is not conditioned"):
+        build("gru+ngram", n_classes=2)
