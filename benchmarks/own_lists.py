@@ -44,7 +44,8 @@ import torch
 import makemore
 from makemore.auto import ListStats, auto_recipe
 from makemore.config import to_toml
-from makemore.data import Corpus, build_windows, read_source
+from makemore.data import Corpus, build_windows
+from makemore.lists import read_source
 from makemore.models.ngram import choose_context, longest_context
 
 SOURCES = ("names", "spanish-places", "english-words", "mexican-places", "russian-places", "japanese-places")

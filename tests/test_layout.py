@@ -91,20 +91,42 @@ def test_nothing_imports_the_command_line():
     assert importers == ["makemore.__main__"]  # `python -m makemore`, the program itself
 
 
-@pytest.mark.parametrize("lower, upper", [
-    ("makemore.models", "makemore.config"), ("makemore.data", "makemore.config"), ("makemore.config", "makemore.train"),
-    ("makemore.train", "makemore.run"), ("makemore.loop", "makemore.train"), ("makemore.run", "makemore.api"),
-])
-def test_imports_point_one_way(lower, upper):
-    """A lower layer never imports a higher one, directly or through others."""
+# Every module's floor: it imports from its own floor and the ones below, never above. A new module is given one here.
+FLOORS = [
+    ["errors", "files", "ranks", "scratch"],  # nothing of the package
+    ["fields", "lists", "data", "plots", "callbacks", "jax", "models", "models.*"],  # lists and models
+    ["config"],  # fields, presets, TOML files, a run's description
+    ["auto", "recipes"],  # the default recipe; resolving what a run is
+    ["loop", "train", "jax.models", "jax.train", "sample", "draw", "score"],  # the loops; generation and scoring
+    ["checkpoint", "runfolder", "run", "trainers", "ensembles", "training"],  # runs, on disk and training
+    ["api", ""],  # the public Python API (and the package, which exports it)
+    ["cli", "flags", "serve", "sweep", "diagnose", "__main__"],  # what a user starts
+]
+
+
+def floor_of(module: str) -> int:
+    name = module.removeprefix("makemore").removeprefix(".")
+    for level, names in enumerate(FLOORS):
+        if name in names or any(n.endswith(".*") and name.startswith(n[:-1]) for n in names):
+            return level
+    raise AssertionError(f"{module} has no floor in test_layout.FLOORS")
+
+
+def test_every_module_imports_only_from_its_floor_and_below():
     graph = imports()
-    seen, todo = set(), [lower]
-    while todo:
-        for target in graph[todo.pop()]:
-            if target not in seen:
-                seen.add(target)
-                todo.append(target)
-    assert upper not in seen
+    up = [(m, t) for m, targets in graph.items() for t in targets if floor_of(t) > floor_of(m)]
+    assert up == [], "imports that point up: " + ", ".join(f"{m} -> {t}" for m, t in up)
+
+
+def test_the_floors_are_checked():
+    assert floor_of("makemore.models.ngram") == 1 and floor_of("makemore.training") == 5
+    with pytest.raises(AssertionError, match="no floor"):
+        floor_of("makemore.newcomer")
+
+
+def test_no_module_is_over_400_lines():
+    long = {p.name: n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400}
+    assert long == {}
 
 
 def readme_python_example() -> str:

@@ -1,9 +1,6 @@
 """A run that is killed and resumed ends exactly where the uninterrupted run ends."""
 
 import json
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
@@ -12,7 +9,7 @@ from makemore.config import TrainConfig
 from makemore.run import load_run
 from makemore.trainers import make_trainer
 
-from conftest import CORPUS, assert_one_line_error, cli, resumed, train_into
+from conftest import CORPUS, resumed, train_into
 
 
 def metrics(folder):
@@ -37,28 +34,3 @@ def test_resumed_run_equals_uninterrupted(tmp_path, name, options, optimizer):
     for key, value in a.model.state_dict().items():
         assert torch.equal(value, b.model.state_dict()[key]), key
     assert metrics(tmp_path / "whole") == metrics(tmp_path / "killed")
-
-
-@pytest.mark.slow
-def test_cli_resume_after_sigkill(tmp_path, word_file):
-    args = ["--n-embd", 6, "--n-hidden", 16, "--steps", 1500, "--eval-every", 100, "--samples", 0]
-    whole, killed = tmp_path / "whole", tmp_path / "killed"
-    assert cli("train", word_file, "--out", whole, *args).returncode == 0
-    proc = subprocess.Popen([sys.executable, "-m", "makemore", "train", word_file, "--out", killed, *map(str, args)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not (killed / "model.pt").exists() and time.time() < deadline:
-        time.sleep(0.005)
-    proc.kill()
-    proc.wait()
-    step = load_run(killed).state["step"]
-    assert 100 <= step < 1500, "killed before the first checkpoint or after the end"
-    result = cli("train", "--resume", killed, "--samples", 0)
-    assert result.returncode == 0, result.stderr
-    assert f"resuming {killed} at step {step:,}" in result.stdout
-    assert json.loads((whole / "summary.json").read_text())["val_loss"] == \
-        json.loads((killed / "summary.json").read_text())["val_loss"]
-    a, b = load_run(whole).model.state_dict(), load_run(killed).model.state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    assert_one_line_error(cli("train", "--resume", killed), "the run is complete (1,500 of 1,500 steps)")
-    assert_one_line_error(cli("train", word_file, "--resume", killed), "--resume: the run folder holds its data")

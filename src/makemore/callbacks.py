@@ -28,7 +28,9 @@ class ProgressBar:
     def __exit__(self, *exc):
         self.close()
 
-    def close(self):
+    def close(self, keep: bool = True):
+        """The bar ends; keep=False clears it (a run that failed ends on its one-line error alone)."""
+        self.bar.leave = keep
         self.bar.close()
 
     def __call__(self, trainer, event: str):

@@ -57,6 +57,9 @@ TRAIN_FIELDS = {
     "distill": Field(float, "with a teacher: its distribution's share of each target, the true character's the rest",
                      low=0, low_inclusive=True, high=1, high_inclusive=True),
     "log_every": Field(int, "steps between the logged mean batch losses", low=0, high=10**9, high_inclusive=True),
+    "checkpoint_every": Field(float, "seconds between checkpoints besides the evaluations' (0: at evaluations only): "
+                                     "a kill loses at most this much training", low=0, low_inclusive=True, high=10**6,
+                              high_inclusive=True),
     "backend": Field(str, "jax: the JAX/Flax port (hierarchical, conv; pip install makemore[jax])", choices=BACKENDS),
 }
 
@@ -82,6 +85,7 @@ class TrainConfig:
     teacher: str = ""
     distill: float = 0.5
     log_every: int = 1_000
+    checkpoint_every: float = 60.0
     backend: str = "torch"
 
     def __post_init__(self):

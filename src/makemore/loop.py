@@ -19,7 +19,6 @@ from makemore.ranks import Ranks
 # models: 0.31 for a GRU, 0.48 for an LSTM, 0.40 for the WaveNet; windows of the lecture's batch of 32: 0.05).
 EVAL_COST = 0.5
 MAX_EVALS = 100  # a run evaluates at most about this often: each also writes a checkpoint
-CHECKPOINT_EVERY_S = 60.0  # and between evaluations, a checkpoint at least this often: a kill loses at most this
 
 
 class Interrupted(KeyboardInterrupt):
@@ -34,7 +33,7 @@ class Loop:
     """The training loop. Callbacks see every event, fn(trainer, event), with event in
     'step' (after each optimizer step), 'log' (every log_every steps: self.last_log), 'eval' (every
     eval_every steps and at the end: self.last_eval, and self.best, the evaluation with the lowest val loss so
-    far), 'checkpoint' (a checkpoint of the state between evaluations: every CHECKPOINT_EVERY_S seconds, and when
+    far), 'checkpoint' (a checkpoint of the state between evaluations: every cfg.checkpoint_every seconds, and when
     the run is interrupted) and 'end' (after the last evaluation).
 
     With cfg.ema the backend keeps self.averaged, a moving average of the weights; each evaluation also
@@ -123,9 +122,9 @@ class Loop:
                 self.stop, self.stopped = True, "time_limit"
             if self.step % cfg.eval_every == 0 and self.step < steps and not self.stop:
                 self.evaluate()
-            if self.interrupt or (self.ranks.world == 1 and time.monotonic() - self.saved_at >= CHECKPOINT_EVERY_S
-                                  and self.step < steps and not self.stop):
-                self.checkpoint()
+            if self.interrupt or (cfg.checkpoint_every and self.ranks.world == 1 and self.step < steps and not self.stop
+                                  and time.monotonic() - self.saved_at >= cfg.checkpoint_every):
+                self.checkpoint()  # under torchrun only at evaluations: every rank's random state is gathered there
             if self.stop:
                 self.stopped = self.stopped or "callback"
                 break

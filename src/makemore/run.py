@@ -10,9 +10,10 @@ import torch
 
 from makemore import checkpoint, models
 from makemore.config import TrainConfig, resolve_device
-from makemore.data import Corpus, examples, read_items
+from makemore.data import Corpus, examples
 from makemore.draw import SECONDS, Drawn, Sampler, default_max_len, draw
 from makemore.errors import ConfigError, UserError
+from makemore.lists import read_items
 from makemore.runfolder import CHECKPOINT, SUMMARY
 from makemore.sample import SAMPLING, Options
 from makemore.score import Score, next_char_probs, score

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import math
 import os
 import threading
 import time
@@ -30,7 +31,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from makemore import models
 from makemore.api import load
@@ -39,35 +40,50 @@ from makemore.draw import Sampler
 from makemore.errors import ConfigError
 from makemore.ranks import threads_per_process
 from makemore.run import Run
-from makemore.sample import generate_jobs
+from makemore.sample import SAMPLING, generate_jobs
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 32_768  # bytes: enough for an exclude list or words to score, far from a memory burden
 TIME_BOUND_S = 5.0  # no new round of a request's draws starts this long after its first
 MAX_PREFIX = 32
-MAX_LEN = 256  # the longest name a request may ask for
+MAX_NAMES = 1000  # names a request may ask for: the library's own bound, SAMPLING["n"], is for the command line
+
+
+def bounded(name: str, default, high=None, **extra):
+    """A request field bounded as the library's sampling setting SAMPLING[name] is, or by the server's high."""
+    field, bounds = SAMPLING[name], {}
+    if field.low is not None:
+        bounds["ge" if field.low_inclusive else "gt"] = field.low
+    if high is not None or field.high is not None:
+        bounds["le" if high is not None or field.high_inclusive else "lt"] = field.high if high is None else high
+    return Field(default, description=field.help, **bounds, **extra)
 
 
 class Prefixed(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    prefix: str = Field("", max_length=MAX_PREFIX, description="every name starts with it")
+    prefix: str = Field("", max_length=MAX_PREFIX, description=SAMPLING["prefix"].help)
     class_: str | None = Field(None, alias="class", description="the class, for a conditioned model")
 
 
 class GenerateRequest(Prefixed):
-    n: int = Field(10, ge=1, le=1000)
-    temperature: float = Field(1.0, gt=0, le=5)
-    top_k: int | None = Field(None, ge=1, le=10_000)
-    top_p: float | None = Field(None, gt=0, le=1, description="nucleus sampling: the likeliest characters that make "
-                                                              "up this share of the probability")
-    min_len: int = Field(0, ge=0, le=MAX_LEN, description="at least this many characters, the prefix's included")
-    max_len: int | None = Field(None, ge=1, le=MAX_LEN, description="at most this many characters (default: twice "
-                                                                    "the longest item); longer ones are drawn again")
-    seed: int | None = Field(None, ge=0, le=2**63 - 1)
+    n: int = bounded("n", 10, MAX_NAMES)
+    temperature: float = bounded("temperature", 1.0, 5)
+    top_k: int | None = bounded("top_k", None, 10_000)
+    top_p: float | None = bounded("top_p", None)
+    min_len: int = bounded("min_len", 1)
+    max_len: int | None = bounded("max_len", None)
+    seed: int | None = bounded("seed", None)
     novel_only: bool = False
     unique: bool = Field(False, description="each name once")
     exclude: list[str] = Field([], max_length=2000, description="names never to give")
+
+    @field_validator("n", "temperature", "top_k", "top_p", "min_len", "max_len", "seed", mode="before")
+    @classmethod
+    def a_number_not_a_boolean(cls, value):  # JSON's true is not 1 here
+        if isinstance(value, bool):
+            raise ValueError("expected a number, got a boolean")
+        return value
 
 
 class ScoreRequest(BaseModel):
@@ -148,10 +164,15 @@ def json_name(field: str) -> str:
     return FIELDS.get(field, field)
 
 
-def error_response(errors: list[tuple[str, str]]) -> JSONResponse:
+def error_response(errors: list[tuple[str, str]], status_code: int = 422) -> JSONResponse:
     """422, with each bad field named: detail in FastAPI's shape, and one readable line in error."""
     detail = [{"loc": ["body", field], "msg": msg, "type": "value_error"} for field, msg in errors]
-    return JSONResponse({"detail": detail, "error": "; ".join(f"{f}: {m}" for f, m in errors)}, status_code=422)
+    return JSONResponse({"detail": detail, "error": "; ".join(f"{f}: {m}" for f, m in errors)},
+                        status_code=status_code)
+
+
+def too_large(limit: int) -> JSONResponse:
+    return error_response([("body", f"the request body is over {limit:,} bytes")], status_code=413)
 
 
 class BodyLimit:
@@ -163,6 +184,9 @@ class BodyLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        announced = dict(scope.get("headers", [])).get(b"content-length", b"0")
+        if not announced.isdigit() or int(announced) > self.limit:  # refused before a byte of it is read
+            return await too_large(self.limit)(scope, receive, send)
         body, more = b"", True
         while more:
             message = await receive()
@@ -171,8 +195,7 @@ class BodyLimit:
             body += message.get("body", b"")
             more = message.get("more_body", False)
             if len(body) > self.limit:
-                response = error_response([("body", f"the request body is over {self.limit} bytes")])
-                return await response(scope, receive, send)
+                return await too_large(self.limit)(scope, receive, send)
         replayed = False
 
         async def replay():
@@ -187,9 +210,7 @@ class BodyLimit:
 
 def create_app(folder, device: str = "cpu") -> FastAPI:
     run = load(folder, device=device)
-    corpus, vocab, model = run.corpus, run.vocab, run.model
-    summary_path = Path(folder) / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    corpus, vocab, model, summary = run.corpus, run.vocab, run.model, run.summary
     worker = Worker(run)
 
     async def on_worker(work):
@@ -223,6 +244,7 @@ def create_app(folder, device: str = "cpu") -> FastAPI:
             "train": run.state["train_config"],
             "params": models.num_params(model),
             "val_loss": summary.get("val_loss"),
+            "test_loss": summary.get("test_loss"),
             "train_loss": summary.get("train_loss"),
             "data": corpus.source,
             "items": len(corpus.items),
@@ -243,7 +265,7 @@ def create_app(folder, device: str = "cpu") -> FastAPI:
         drawn = await on_worker(sampler)
         return JSONResponse({
             "names": [{"name": w, "logprob": lp, "known": w in known} for w, lp in drawn.names],
-            "novelty": drawn.novelty,
+            "novelty": None if math.isnan(drawn.novelty) else drawn.novelty,  # none drawn: no rate
             "drawn": len(drawn.drawn),
             "complete": drawn.complete,
             "seconds": round(time.monotonic() - started, 4),

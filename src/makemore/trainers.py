@@ -18,7 +18,7 @@ from makemore.ranks import world_size
 from makemore.run import Run, load_run
 from makemore.train import Trainer
 
-RESUMABLE = ("steps", "time_limit", "patience", "device")  # the settings a run may change as it goes on
+RESUMABLE = ("steps", "time_limit", "patience", "device", "checkpoint_every")  # what a run may change as it goes on
 
 
 def make_trainer(corpus: Corpus, model_name: str, model_options: dict, cfg: TrainConfig):
@@ -90,7 +90,7 @@ def resume_trainer(run: Run, changes: dict | None = None) -> Trainer:
     for key in changes:
         if key not in RESUMABLE:
             raise ConfigError(key, "cannot change as a run goes on: it trains as it began; only {steps}, {time_limit}, "
-                                   "{patience} and {device} can", mentions=RESUMABLE)
+                                   "{patience}, {device} and {checkpoint_every} can", mentions=RESUMABLE)
     if run.train_config.backend != "torch":
         raise UserError(f"{run.folder}: a run of the {run.train_config.backend} backend cannot be resumed "
                         "(its optimizer state is not saved); train again")

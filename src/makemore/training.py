@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import signal
+import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +36,7 @@ class Training:
                  plot: bool = True):
         self.trainer, self.corpus, self.model_name, self.folder = trainer, corpus, model_name, Path(folder)
         self.note = note  # what the auto recipe chose, in a line
+        self.changed: dict = {}  # a resumed run's settings that changed: name -> (before, now)
         self.writer = RunWriter(self.folder, corpus.source, model_name, corpus, plot=plot, note=note) \
             if trainer.ranks.lead else None
         if self.writer:
@@ -50,13 +52,18 @@ class Training:
     @classmethod
     def resume(cls, folder, changes: dict | None = None) -> Training:
         run = load_run(folder)
-        return cls(resume_trainer(run, changes), run.corpus, run.model_name, run.folder)
+        training = cls(resume_trainer(run, changes), run.corpus, run.model_name, run.folder)
+        training.changed = {k: (getattr(run.train_config, k), v) for k, v in (changes or {}).items()
+                            if v is not None and v != getattr(run.train_config, k)}
+        return training
 
     def describe(self) -> list[str]:
         """What is about to happen, in a line or two, for the one who started it."""
         t = self.trainer
         if t.step:
-            return [f"resuming {self.folder} at step {t.step:,} of {t.cfg.steps:,}"]
+            shown = lambda v: f"{v:,}" if isinstance(v, int) else f"{v:g}" if isinstance(v, float) else v  # noqa: E731
+            changed = "".join(f"; {k} {shown(new)} (was {shown(old)})" for k, (old, new) in self.changed.items())
+            return [f"resuming {self.folder} at step {t.step:,} of {t.cfg.steps:,}{changed}"]
         ranks = f" x {t.ranks.world} processes" if t.ranks.world > 1 else ""
         lines = [f"{self.corpus.source}: {len(self.corpus.items):,} items, vocabulary of {self.corpus.vocab.size}; "
                  f"{len(t.train_data[0]):,} train / {len(t.val_data[0]):,} val examples",
@@ -74,7 +81,7 @@ class Training:
         t, lead = self.trainer, self.trainer.ranks.lead
         for fn in ([self.writer] if self.writer else []) + list(callbacks):
             t.add_callback(fn)
-        bar = None
+        bar, ended = None, False
         try:
             if verbose and lead:
                 print("\n".join(self.describe()), flush=True)
@@ -83,13 +90,14 @@ class Training:
                     t.add_callback(bar)
             with stopped_by_signals(t):
                 t.run()
+            ended = True
         except Diverged as e:
             saved = self.writer.saved_step if self.writer else None
             kept = f"step {saved:,}'s checkpoint in {self.folder} is kept" if saved else "no checkpoint was written"
             raise Diverged(e.field, f"{e.message}; {kept}") from None
         finally:
             if bar:
-                bar.close()
+                bar.close(keep=ended or isinstance(sys.exc_info()[1], KeyboardInterrupt))
             t.leave_ranks()
         return self.trained() if lead else None
 

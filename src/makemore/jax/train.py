@@ -7,8 +7,6 @@ folder holds a PyTorch checkpoint, and `makemore sample` / `eval` read it as any
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 import optax
@@ -24,13 +22,9 @@ EVAL_CHUNK = 4096
 
 
 def schedule(cfg: TrainConfig):
-    """TrainConfig.lr_at, as a function of optax's update count."""
-    if cfg.schedule == "step":
-        return lambda count: jnp.where(count < cfg.decay_at * cfg.steps, cfg.lr, cfg.lr * cfg.decay_factor)
-    if cfg.schedule == "cosine":
-        final = cfg.lr * cfg.decay_factor
-        return lambda count: final + 0.5 * (cfg.lr - final) * (1 + jnp.cos(math.pi * count / max(cfg.steps - 1, 1)))
-    return lambda count: cfg.lr
+    """TrainConfig.lr_at, as a function of optax's update count: its values, one per step, looked up."""
+    lrs = jnp.asarray([cfg.lr_at(step) for step in range(max(cfg.steps, 1))], dtype=jnp.float32)
+    return lambda count: lrs[jnp.minimum(count, len(lrs) - 1)]
 
 
 def optimizer_for(cfg: TrainConfig):

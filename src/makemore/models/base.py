@@ -108,6 +108,12 @@ class SequenceModel(nn.Module):
             raise ConfigError("cls", "required: this model is conditioned on a class")
         return self.cond(cls).view(batch_size, -1)
 
+    def layer_classes(self, cls, batch_size: int, layers: int) -> list:
+        """Per layer, (B, width / layers): the class vector cut in one part a layer; [None] * layers for a model
+        that is not conditioned. The one way every conditioned family reads its class."""
+        cond = self.class_vector(cls, batch_size)
+        return [None] * layers if cond is None else list(cond.view(batch_size, layers, -1).unbind(1))
+
     @staticmethod
     def loss(logits, targets):
         if targets is None:

@@ -97,36 +97,28 @@ class Transformer(SequenceModel):
         """The most characters a word can have: the end token after them takes the last position."""
         return self.config.block_size - 1
 
-    def layer_classes(self, cls, batch_size):
-        """(B, n_layers, C) class vectors, one per block, or None."""
-        cond = self.class_vector(cls, batch_size)
-        return None if cond is None else cond.view(batch_size, self.config.n_layers, -1)
-
     def forward(self, idx, targets=None, cls=None):
         B, T = idx.shape
         if T > self.config.block_size:
             raise ValueError(f"sequence of {T} positions, but the model sees at most {self.config.block_size}")
         pos = torch.arange(T, device=idx.device)
         x = self.drop(self.wte(idx) + self.wpe(pos))  # (B, T, C)
-        cond = self.layer_classes(cls, B)
-        for layer, block in enumerate(self.blocks):
-            x = block(x if cond is None else x + cond[:, None, layer])
+        for block, cond in zip(self.blocks, self.layer_classes(cls, B, self.config.n_layers)):
+            x = block(x if cond is None else x + cond[:, None])
         logits = self.head(self.ln_f(x))  # (B, T, V)
         return logits, self.loss(logits, targets)
 
     def init_cache(self, batch_size: int, cls=None) -> KVCache:
         c = self.config
         kv = self.wte.weight.new_empty((batch_size, c.block_size, c.n_layers, 2 * c.n_embd))
-        return KVCache(self, kv, self.layer_classes(cls, batch_size))
+        return KVCache(self, kv, self.layer_classes(cls, batch_size, c.n_layers))
 
     def step(self, tokens, cache: KVCache):
         """tokens (B,) at the next position -> logits (B, V) for the one after; a position's keys and values are
         computed once and kept."""
         x = self.wte(tokens) + self.wpe.weight[cache.t]  # (B, C)
-        for layer, block in enumerate(self.blocks):
-            if cache.cond is not None:
-                x = x + cache.cond[:, layer]
-            x = block.step(x, cache.kv[:, :, layer], cache.t)
+        for layer, (block, cond) in enumerate(zip(self.blocks, cache.cond)):
+            x = block.step(x if cond is None else x + cond, cache.kv[:, :, layer], cache.t)
         cache.t += 1
         return self.head(self.ln_f(x))
 
@@ -135,8 +127,8 @@ class KVCache:
     """Every block's keys and values of the positions so far, kv (B, block_size, n_layers, 2C), and the next
     position t."""
 
-    def __init__(self, model, kv, cond=None):
-        self.model, self.kv, self.cond, self.t = model, kv, cond, 0
+    def __init__(self, model, kv, cond: list):
+        self.model, self.kv, self.cond, self.t = model, kv, cond, 0  # cond: per block, (B, C) or None
         self.buffer = kv  # (batch_size, ...): kv is its first rows
 
     def select(self, rows):
@@ -144,4 +136,4 @@ class KVCache:
         # each time words end, nor when rows that shared a history spread out again (sample.SharedStep)
         self.buffer[: len(rows), : self.t] = self.kv[rows, : self.t]
         self.kv = self.buffer[: len(rows)]
-        self.cond = None if self.cond is None else self.cond[rows]
+        self.cond = [None if c is None else c[rows] for c in self.cond]

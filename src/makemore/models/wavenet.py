@@ -114,18 +114,13 @@ class ConvTree(SequenceModel):
             self.head.weight *= 0.1
         self.conditioning(config.n_classes, levels * config.n_hidden, generator)
 
-    def level_classes(self, cls, batch_size) -> list:
-        """Per level, (B, H) class vectors, or None."""
-        cond = self.class_vector(cls, batch_size)
-        return [None] * len(self.convs) if cond is None else list(cond.view(batch_size, len(self.convs), -1).unbind(1))
-
     def forward(self, idx, targets=None, cls=None):
         pad = self.config.block_size - 1
         x = self.embedding(F.pad(idx, (pad, 0), value=BOUNDARY))  # (B, T + pad, C)
         mask = None  # the positions that enter BatchNorm's batch statistics: none past a word's end
         if self.training and targets is not None:
             mask = F.pad(targets != IGNORE, (pad, 0), value=True)  # (B, T + pad)
-        for conv, norm, tanh, cond in zip(self.convs, self.norms, self.tanhs, self.level_classes(cls, len(idx))):
+        for conv, norm, tanh, cond in zip(self.convs, self.norms, self.tanhs, self.layer_classes(cls, len(idx), len(self.convs))):
             x = conv(x, pad=False)  # (B, T', H): each level drops the first `dilation` positions
             if cond is not None:
                 x = x + cond[:, None]
@@ -150,7 +145,7 @@ class ConvTree(SequenceModel):
         return model.to(layers[0].weight.device).train(tree.training)
 
     def init_cache(self, batch_size: int, cls=None) -> ConvCache:
-        classes = self.level_classes(cls, batch_size)
+        classes = self.layer_classes(cls, batch_size, len(self.convs))
         boundary = torch.full((batch_size,), BOUNDARY, dtype=torch.long, device=self.head.weight.device)
         if classes[0] is None:  # the padding's state is the same for every row: stepped once, then copied
             boundary = boundary[:1]
@@ -262,17 +257,12 @@ class WaveNet(SequenceModel):
     def receptive_field(self) -> int:
         return sum(block.conv.span for block in self.blocks) + 1
 
-    def class_embeddings(self, cls, batch_size):
-        """Per layer, (B, 2C) class vectors, or None when the model is not conditioned."""
-        cond = self.class_vector(cls, batch_size)
-        return [None] * len(self.blocks) if cond is None else cond.view(batch_size, len(self.blocks), -1).unbind(1)
-
     def forward(self, idx, targets=None, cls=None):
         B, T = idx.shape
         x = self.embedding(idx)  # (B, T, C)
         mask = (targets != IGNORE) if self.training and targets is not None else None
         skips = 0
-        for block, cond in zip(self.blocks, self.class_embeddings(cls, B)):
+        for block, cond in zip(self.blocks, self.layer_classes(cls, B, len(self.blocks))):
             x, skip = block(x, None if cond is None else cond[:, None], mask)
             skips = skips + skip  # (B, T, S)
         logits = self.head2(F.relu(self.head1(F.relu(skips))))  # (B, T, V)
@@ -280,7 +270,7 @@ class WaveNet(SequenceModel):
 
     def init_cache(self, batch_size: int, cls=None) -> ConvCache:
         return ConvCache(self, [block.conv.empty_queue(batch_size) for block in self.blocks],
-                         self.class_embeddings(cls, batch_size))
+                         self.layer_classes(cls, batch_size, len(self.blocks)))
 
     def step(self, tokens, cache: ConvCache):
         x = self.embedding(tokens)  # (B, C)
