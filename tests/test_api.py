@@ -83,3 +83,27 @@ def test_the_progress_bar_moves_between_logs(word_file, tmp_path, capsys):
                    out=tmp_path / "run", callbacks=[stop_at_20])
     bar = capsys.readouterr().err.replace("\r", "\n").splitlines()
     assert any("20/30" in line for line in bar)
+
+
+def test_the_api_takes_what_it_gives(word_file, tmp_path, monkeypatch):
+    """resolve() gives a RunSpec that train() takes; train() gives back the model it trained, not one read from
+    its folder; ensemble() takes those Runs; start() gives a Training whose run() is train()'s."""
+    from makemore import training
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("the run was read back from its folder")
+
+    spec = makemore.resolve(word_file, steps=20, seed=3)
+    assert isinstance(spec, makemore.RunSpec) and spec.model_name == "gru+ngram" and spec.note.startswith("auto: ")
+    monkeypatch.setattr(training, "load_run", no_reading)
+    first = makemore.train(spec, out=tmp_path / "a", verbose=False)
+    started = makemore.start(spec, out=tmp_path / "b", seed=4)
+    assert isinstance(started, makemore.Training) and started.trainer.cfg.seed == 4
+    second = started.run(verbose=False)
+    monkeypatch.undo()
+    assert first.summary["val_loss"] == pytest.approx(makemore.load(first.folder).evaluate("val"), abs=1e-5)
+    assert first.summary["test_loss"] == pytest.approx(makemore.load(first.folder).evaluate("test"), abs=1e-5)
+    both = makemore.ensemble([first, second], out=tmp_path / "both")
+    assert both.model_name == "ensemble" and both.evaluate("val") <= min(first.evaluate("val"), second.evaluate("val")) + 1e-6
+    with pytest.raises(TypeError, match="a RunSpec is resolved already"):
+        makemore.train(spec, preset="fast")

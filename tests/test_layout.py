@@ -94,7 +94,7 @@ def test_nothing_imports_the_command_line():
 # Every module's floor: it imports from its own floor and the ones below, never above. A new module is given one here.
 FLOORS = [
     ["errors", "files", "ranks", "scratch"],  # nothing of the package
-    ["fields", "lists", "data", "plots", "callbacks", "jax", "models", "models.*"],  # lists and models
+    ["fields", "lists", "data", "pattern", "distance", "plots", "callbacks", "jax", "models", "models.*"],  # lists and models
     ["config"],  # fields, presets, TOML files, a run's description
     ["auto", "recipes"],  # the default recipe; resolving what a run is
     ["loop", "train", "jax.models", "jax.train", "sample", "draw", "score"],  # the loops; generation and scoring
@@ -145,6 +145,15 @@ def test_the_readmes_python_example_runs_as_written(tmp_path):
                             env=dict(os.environ, PYTHONUNBUFFERED="1"))
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "runs" / "mine" / "model.pt").exists()
+
+
+def test_the_readmes_python_section_shows_every_public_name():
+    import makemore
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("\n## Python\n", 1)[1].split("\n## ", 1)[0]
+    missing = [name for name in makemore.__all__ if f"makemore.{name}" not in section and f"`{name}`" not in section]
+    assert missing == []
 
 
 def test_help_shows_the_api():

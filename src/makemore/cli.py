@@ -114,6 +114,12 @@ def print_samples(run, n: int, novel_only: bool = False, **options):
         marks = "; * marks those that are" if drawn.novel_found < drawn.found else ""
         print(f"novelty {100 * drawn.novel_found / drawn.found:.1f}% ({drawn.novel_found:,} of {drawn.found:,} "
               f"names are not in the training data{marks}{extra})")
+    guidance = drawn.guidance or {}
+    if guidance.get("mode") == "guided":
+        g = guidance
+        print(f"the shape is rare ({g['found']:,} of {g['tried']:,} names drawn matched it): the names were drawn "
+              f"guided by it and corrected toward the model's own by {g['corrected']} ({g['candidates']:,} candidates, "
+              f"{g['effective']:,.1f} effective; its probability about {g['probability']:.2g})", file=sys.stderr)
     if not drawn.complete:
         rounds = f"{drawn.rounds} round{'s' * (drawn.rounds != 1)}"
         print(f"found {drawn.found:,} of {n:,} names that pass the filters, in {rounds} of drawing "
@@ -122,7 +128,8 @@ def print_samples(run, n: int, novel_only: bool = False, **options):
 
 def cmd_sample(args) -> int:
     run = makemore.load(args.run, device=args.device)
-    given = {k: getattr(args, k) for k in ("temperature", "top_k", "top_p", "prefix", "min_len", "max_len", "seconds")}
+    given = {k: getattr(args, k) for k in ("temperature", "top_k", "top_p", "prefix", "min_len", "max_len", "seconds",
+                                           "pattern", "ends_with", "min_distance", "contains")}
     print_samples(run, args.n, seed=args.seed, novel_only=args.novel_only, cls=args.cls, unique=args.unique,
                   exclude=args.exclude or (), **{k: v for k, v in given.items() if v is not None})
     return 0

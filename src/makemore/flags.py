@@ -87,8 +87,10 @@ def build_parser() -> ArgumentParser:
     p = sub.add_parser("sample", help="generate names from a trained run")
     p.add_argument("run", type=Path)
     p.add_argument("-n", "--num", dest="n", type=flag_type(SAMPLING["n"]), default=20, help=SAMPLING["n"].help)
-    for name in ("temperature", "top_k", "top_p", "prefix", "min_len", "max_len", "seed"):
+    for name in ("temperature", "top_k", "top_p", "prefix", "min_len", "max_len", "seed", "pattern", "ends_with",
+                 "min_distance"):
         add_field(p, name, SAMPLING[name])
+    p.add_argument("--contains", action="append", metavar="TEXT", help=SAMPLING["contains"].help)
     p.add_argument("--novel-only", action="store_true", help="leave out names that are in the training data")
     p.add_argument("--exclude", type=Path, metavar="FILE", help="a file of names never to give, one per line")
     p.add_argument("--unique", action="store_true", help="each name once")

@@ -11,6 +11,7 @@ import torch
 from makemore import checkpoint, models
 from makemore.config import TrainConfig, resolve_device
 from makemore.data import Corpus, examples
+from makemore.distance import NearIndex
 from makemore.draw import SECONDS, Drawn, Sampler, default_max_len, draw
 from makemore.errors import ConfigError, UserError
 from makemore.lists import read_items
@@ -63,14 +64,18 @@ class Run:
     def sampler(self, n: int = 10, *, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                 prefix: str = "", seed: int | None = None, cls: str | None = None, min_len: int = 1,
                 max_len: int | None = None, novel_only: bool = False, exclude=(), unique: bool = False,
-                seconds: float = SECONDS, logprobs: bool = False, on_names=None) -> Sampler:
+                seconds: float = SECONDS, logprobs: bool = False, on_names=None, pattern: str | None = None,
+                ends_with: str = "", contains=(), min_distance: int = 0) -> Sampler:
         """A request for n names, checked, ready to be drawn alone (draw) or batched with others (the server).
         on_names: a function given each round's names as they are found, which are then not kept."""
         SAMPLING["n"].check("n", n)
         SAMPLING["seconds"].check("seconds", seconds)
+        SAMPLING["min_distance"].check("min_distance", min_distance)
         index = self.corpus.class_index(cls)
+        contains = (contains,) if isinstance(contains, str) else tuple(contains)
         options = Options(temperature, top_k, top_p, prefix, index, min_len,
-                          default_max_len(self.corpus.longest, prefix) if max_len is None else max_len).check(self.vocab)
+                          default_max_len(self.corpus.longest, prefix) if max_len is None else max_len,
+                          pattern, ends_with, contains).check(self.vocab)
         generator = torch.Generator(device=models.device_of(self.model))
         if seed is None:
             generator.seed()
@@ -78,8 +83,19 @@ class Run:
             generator.manual_seed(SAMPLING["seed"].check("seed", seed))
         if isinstance(exclude, (str, Path)):  # a file of names, one per line
             exclude = read_items(exclude)
+        far = None
+        if min_distance > 1:  # at least min_distance edits from the list and from the excluded names
+            near = [self.near_index(index, min_distance - 1), NearIndex(exclude, min_distance - 1)]
+            far = lambda word: not any(i.near(word) for i in near)  # noqa: E731
         return Sampler(n, options, generator, self.corpus.items_of(index), novel_only, frozenset(exclude), unique,
-                       seconds=seconds, logprobs=logprobs, on_names=on_names)
+                       seconds=seconds, logprobs=logprobs, on_names=on_names, far=far)
+
+    def near_index(self, cls: int | None, radius: int) -> NearIndex:
+        """The index of the list's items (of one class) at an edit radius, made once."""
+        made = self.__dict__.setdefault("_near", {})
+        if (cls, radius) not in made:
+            made[cls, radius] = NearIndex(self.corpus.items_of(cls), radius)
+        return made[cls, radius]
 
     def draw(self, n: int = 10, **options) -> Drawn:
         """n names and every name drawn on the way, for the novelty rate: generate() with the details — whether
@@ -94,7 +110,8 @@ class Run:
         over 1,000); novel_only (none of
         the training items); exclude (names never to give: a list, or a file with one per line); unique (each
         name once); seconds (how long to keep drawing again when filters leave out names, 5 by default: an impossible
-        request gives what was found, fewer than n)."""
+        request gives what was found, fewer than n); pattern (a regular expression the whole name matches),
+        ends_with, contains (a string or several), min_distance (edits from every item and excluded name)."""
         return self.draw(n, **options).names
 
     def score(self, words, cls: str | None = None) -> list[Score]:

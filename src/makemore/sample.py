@@ -20,6 +20,7 @@ from makemore.errors import ConfigError
 from makemore.fields import Field
 from makemore.models import device_of
 from makemore.models.base import evaluating
+from makemore.pattern import Automaton, Shapes, shape_of
 
 MAX_N = 1_000_000  # names one request may ask for
 MAX_LEN = 1_000  # characters a name may have, whatever the list holds: every generation is bounded
@@ -38,6 +39,12 @@ SAMPLING = {  # the sampling options a user gives, checked here and made into fl
                           f"twice the longest item, at most {MAX_LEN:,})", low=0, high=MAX_LEN, high_inclusive=True),
     "seconds": Field(float, "draw again for names the filters leave out for at most this long", low=0, high=3600,
                      high_inclusive=True),
+    "pattern": Field(str, "a regular expression (Python's syntax) that the whole name matches"),
+    "ends_with": Field(str, "every name ends with this"),
+    "contains": Field(str, "every name contains this (give it several times for several)"),
+    "min_distance": Field(int, "every name is at least this many edits (insertions, deletions, substitutions) from "
+                               "every item of the list and of the excluded names", low=0, low_inclusive=True, high=3,
+                         high_inclusive=True),
 }
 MAX_ROWS = 20_000  # rows decoded at once; more are decoded in turn (a Transformer's cache is about 150 KB a row)
 
@@ -53,11 +60,22 @@ class Options:
     cls: int | None = None
     min_len: int = 0
     max_len: int | None = None
+    pattern: str | None = None  # a regular expression the whole name matches
+    ends_with: str = ""
+    contains: tuple = ()  # substrings, each somewhere in the name
+    guided: bool = False  # draw only tokens a match can follow (see Shapes); else a name that cannot match is dropped
+    automaton: Automaton | None = dataclasses.field(default=None, compare=False, repr=False)  # of the shape, by check
+
+    @property
+    def shaped(self) -> bool:
+        return bool(self.pattern or self.ends_with or self.contains)
 
     def check(self, vocab: Vocab) -> Options:
-        for name in ("temperature", "top_k", "top_p", "prefix", "min_len", "max_len"):
+        for name in ("temperature", "top_k", "top_p", "prefix", "min_len", "max_len", "pattern", "ends_with"):
             if getattr(self, name) is not None:
                 SAMPLING[name].check(name, getattr(self, name))
+        for text in self.contains:
+            SAMPLING["contains"].check("contains", text)
         if len(self.prefix) > MAX_LEN:
             raise ConfigError("prefix", f"{len(self.prefix):,} characters; at most {MAX_LEN:,}")
         unknown = vocab.unknown(self.prefix)
@@ -66,9 +84,11 @@ class Options:
         if self.max_len is not None and self.max_len < max(self.min_len, len(self.prefix)):
             raise ConfigError("max_len", f"{self.max_len} is below {{min_len}} ({self.min_len}) or the prefix's "
                                          f"length ({len(self.prefix)})", mentions=("min_len",))
-        if self.top_k is not None:  # more than the vocabulary is all of it
-            return dataclasses.replace(self, top_k=min(self.top_k, vocab.size))
-        return self
+        checked = dataclasses.replace(self, top_k=None if self.top_k is None else min(self.top_k, vocab.size))
+        if self.shaped and self.automaton is None:  # more than the vocabulary is all of it, above
+            checked = dataclasses.replace(checked, automaton=shape_of(vocab, self.pattern, self.ends_with,
+                                                                      tuple(self.contains)))
+        return checked
 
 
 @dataclass
@@ -78,12 +98,18 @@ class Job:
     rows: int
     options: Options
     generator: torch.Generator | None = None
+    log_weights: list | None = None  # guided: each row's log importance weight, appended as the rows are decoded
 
 
 def next_token(logits, temperature, top_k=None, generator=None, *, top_p=None, u=None):
     """Sample one token per row of logits (B, V) -> (B, 1). temperature is a number or per row (B, 1); top_k and
     top_p are None, a number, or per row (B, 1) with no limit where top_k >= V or top_p is nan. u: a uniform
     draw in [0, 1) per row (B, 1), else drawn from generator."""
+    return draw_tokens(sampling_logits(logits, temperature, top_k, top_p), generator, u)
+
+
+def sampling_logits(logits, temperature, top_k=None, top_p=None):
+    """The distribution each row draws from, as logits (B, V): temperature, then top-k, then top-p."""
     # the max first: a temperature near 0 then gives 0 and -inf (argmax), never inf - inf
     logits = (logits - logits.amax(dim=-1, keepdim=True)) / temperature
     V = logits.shape[-1]
@@ -102,6 +128,11 @@ def next_token(logits, temperature, top_k=None, generator=None, *, top_p=None, u
         kept = ((probs.cumsum(dim=-1) - probs) < p).sum(dim=-1, keepdim=True)  # the fewest reaching p, at least 1
         least = ordered.gather(1, kept.clamp(min=1) - 1)
         logits = logits.masked_fill((logits < least) & ~p.isnan(), float("-inf"))
+    return logits
+
+
+def draw_tokens(logits, generator=None, u=None):
+    """One token per row of logits (B, V) -> (B, 1), by the inverse CDF."""
     cdf = F.softmax(logits, dim=-1).cumsum(dim=-1)  # (B, V)
     # inverse-CDF sampling: one uniform per row (torch.multinomial draws one exponential per row and token)
     if u is None:
@@ -285,6 +316,7 @@ def decode_batch(model, vocab: Vocab, jobs: list[Job], cached: bool, logprobs: b
     step = make_step(model, B, cls, cached)
     if cached:  # naive generation, the reference, steps every row
         step = SharedStep(step, cls, B, V, device)
+    shapes = Shapes.of(jobs, job_of, V) if any(j.options.shaped for j in jobs) else None
     out = torch.full((B, steps), BOUNDARY, dtype=torch.long, device=device)  # (B, L)
     score = torch.zeros(B, dtype=torch.float64, device=device)
     too_long = torch.zeros(B, dtype=torch.bool, device=device)
@@ -301,31 +333,43 @@ def decode_batch(model, vocab: Vocab, jobs: list[Job], cached: bool, logprobs: b
                      for job, p, c in zip(jobs, prefixes, counts) if c]
             masked = logits.masked_fill((t < min_len[rows])[:, None] & end, float("-inf")) if any(
                 j.options.min_len > t for j in jobs) else logits
-            ix = next_token(masked, temperature[rows], None if top_k is None else top_k[rows],
-                            top_p=None if top_p is None else top_p[rows], u=torch.cat(draws))[:, 0]
+            drawn = sampling_logits(masked, temperature[rows], None if top_k is None else top_k[rows],
+                                    None if top_p is None else top_p[rows])
+            if shapes is not None:
+                drawn = shapes.steer(rows, drawn, t >= prefix_len[rows], max_len[rows] - t - 1)
+            ix = draw_tokens(drawn, u=torch.cat(draws))[:, 0]
             if t < width:
                 ix = torch.where(t < prefix_len[rows], forced[rows, t], ix)
         out[rows, t] = ix
+        failed = shapes.advance(rows, ix) if shapes is not None else None
         if logprobs:
             score[rows] += F.log_softmax(logits.double(), dim=-1).gather(1, ix[:, None])[:, 0]
         going = ix != BOUNDARY
         over = going & (t >= max_len[rows])  # a character past max_len: the word is dropped
         too_long[rows[over]] = True
-        keep = (going & ~over).nonzero()[:, 0]
+        keep = (going & ~over & (True if failed is None else ~failed)).nonzero()[:, 0]
         if len(keep) < len(rows):  # words that ended leave the batch
             if len(keep) == 0:
                 break
             rows, ix = rows[keep], ix[keep]
             step.select(keep)
             counts = torch.bincount(job_of[rows], minlength=len(jobs)).tolist() if len(jobs) > 1 else [len(rows)]
+        if shapes is not None and t + 1 < steps:  # guided rows of uneven weights drawn again (a particle method)
+            perm = shapes.resample(rows, job_of, [j.generator for j in jobs])
+            if perm is not None:
+                out[rows], score[rows], ix = out[rows[perm]], score[rows[perm]], ix[perm]
+                step.select(perm)
         if t + 1 < steps:
             logits = step(ix)
     words = vocab.decode_rows(out) if B else []
     scores = score.tolist() if logprobs else [None] * B
-    short = ((out != BOUNDARY).cumprod(dim=1).sum(dim=1) < min_len).tolist()  # only a model gone wrong ends early
-    results, start, long = [], 0, too_long.tolist()
+    short = (out != BOUNDARY).cumprod(dim=1).sum(dim=1) < min_len  # only a model gone wrong ends early
+    dropped = (too_long | short | (False if shapes is None else shapes.failed)).tolist()
+    results, start = [], 0
     for job in jobs:
-        results.append([None if long[b] or short[b] else (words[b], scores[b]) for b in range(start, start + job.rows)])
+        results.append([None if dropped[b] else (words[b], scores[b]) for b in range(start, start + job.rows)])
+        if job.log_weights is not None:
+            job.log_weights += shapes.log_weight[start : start + job.rows].tolist()
         start += job.rows
     return results
 

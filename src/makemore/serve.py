@@ -77,8 +77,12 @@ class GenerateRequest(Prefixed):
     novel_only: bool = False
     unique: bool = Field(False, description="each name once")
     exclude: list[str] = Field([], max_length=2000, description="names never to give")
+    pattern: str | None = Field(None, max_length=200, description=SAMPLING["pattern"].help)
+    ends_with: str = Field("", max_length=MAX_PREFIX, description=SAMPLING["ends_with"].help)
+    contains: list[str] = Field([], max_length=8, description="every name contains each of these")
+    min_distance: int = bounded("min_distance", 0)
 
-    @field_validator("n", "temperature", "top_k", "top_p", "min_len", "max_len", "seed", mode="before")
+    @field_validator("n", "temperature", "top_k", "top_p", "min_len", "max_len", "seed", "min_distance", mode="before")
     @classmethod
     def a_number_not_a_boolean(cls, value):  # JSON's true is not 1 here
         if isinstance(value, bool):
@@ -261,13 +265,15 @@ def create_app(folder, device: str = "cpu") -> FastAPI:
         sampler = run.sampler(req.n, temperature=req.temperature, top_k=req.top_k, top_p=req.top_p, prefix=req.prefix,
                               seed=req.seed, cls=req.class_, min_len=req.min_len, max_len=req.max_len,
                               novel_only=req.novel_only, exclude=req.exclude, unique=req.unique,
-                              seconds=TIME_BOUND_S, logprobs=True)
+                              seconds=TIME_BOUND_S, logprobs=True, pattern=req.pattern, ends_with=req.ends_with,
+                              contains=req.contains, min_distance=req.min_distance)
         drawn = await on_worker(sampler)
         return JSONResponse({
             "names": [{"name": w, "logprob": lp, "known": w in known} for w, lp in drawn.names],
             "novelty": None if math.isnan(drawn.novelty) else drawn.novelty,  # none drawn: no rate
             "drawn": len(drawn.drawn),
             "complete": drawn.complete,
+            "guidance": drawn.guidance,  # with a shape: "exact" (drawn and rejected) or "guided" (and how corrected)
             "seconds": round(time.monotonic() - started, 4),
         })
 

@@ -76,7 +76,7 @@ class WindowModel(nn.Module):
 
     windowed = True
 
-    def forward(self, idx, targets=None):
+    def forward(self, idx, targets=None, cls=None):
         logits = self.net(idx)  # (B, T) -> (B, V)
         loss = None if targets is None else F.cross_entropy(logits, targets)
         return logits, loss

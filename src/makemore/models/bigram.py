@@ -35,7 +35,7 @@ class Bigram(nn.Module):
         self.counts.zero_()
         self.counts.index_put_((X[:, -1], Y), torch.ones_like(Y, dtype=self.counts.dtype), accumulate=True)
 
-    def forward(self, idx, targets=None):
+    def forward(self, idx, targets=None, cls=None):
         counts = self.counts + self.config.smoothing  # (V, V)
         log_probs = counts.log() - counts.sum(1, keepdim=True).log()
         logits = log_probs[idx[:, -1]]  # (B, V)

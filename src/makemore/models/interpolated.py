@@ -1,5 +1,5 @@
 """A network and an n-gram as one model, the default recipe's: p = (1 - s) p_network + s p_ngram at every
-position, registered as "<family>+ngram" for the sequence families (gru+ngram, lstm+ngram, ...).
+position. Any sequence family can be the network (with_ngram); the registry holds gru+ngram, the default's.
 
 The network trains on its own loss, as it would alone: the n-gram, counted from the training split, has seen
 every training target, and mixed in during training it would teach the network to lean on its memory. The
@@ -60,9 +60,8 @@ class Interpolated(Mixture):
         self.members[1].fit(windows[targets], Y[targets])
 
     def forward(self, idx, targets=None, cls=None):
-        network, ngram = self.members
         if self.training:  # the network learns alone
-            return network(idx, targets)
+            return self.members[0](idx, targets)
         return super().forward(idx, targets)
 
     @torch.no_grad()

@@ -22,6 +22,7 @@ from makemore.errors import ConfigError
 
 MAX_CONTEXT = 10  # the longest context choose_context tries
 MAX_ID = 2**62  # every (context, next) pair is numbered below this: V ** (context + 1) of them
+DENSE = 2**20  # an order with at most this many contexts x tokens keeps its counts as rows too (4 MB)
 
 
 @dataclass
@@ -58,6 +59,10 @@ class Table:
         self.totals = torch.zeros(len(self.contexts), device=pairs.device).index_add_(0, inverse, self.counts)
         self.kinds = kinds.float()
         self.starts = kinds.cumsum(0) - kinds  # where each context's pairs begin
+        self.dense = None  # the low orders, which have few contexts: every context's row of counts, at hand
+        if len(self.contexts) * V <= DENSE:
+            self.dense = torch.zeros(len(self.contexts), V, device=pairs.device)
+            self.dense[inverse, pairs % V] = self.counts
 
     def lookup(self, ids):
         """ids (N,) -> (row (N,), seen (N,), c(h) (N,), N1+(h .) (N,)), zeros where h was never seen."""
@@ -79,6 +84,8 @@ class Table:
     def rows(self, row, seen):
         """(N, V): the counts of each seen context's next tokens, scattered from its pairs (zeros where unseen):
         the work is the pairs the contexts have, not N x V lookups."""
+        if self.dense is not None and len(self.contexts):
+            return torch.where(seen[:, None], self.dense[row], 0.0)
         out = torch.zeros(len(row), self.V, device=row.device)
         lengths = torch.where(seen, self.kinds[row], 0.0).long() if len(self.contexts) else torch.zeros_like(row)
         if lengths.sum() == 0:
@@ -162,8 +169,11 @@ class NGram(nn.Module):
         """P(next | window) for windows idx (B, block_size): of every token (B, V), or of nexts (B, W) only."""
         V = self.config.vocab_size
         probs = torch.full((len(idx), V if nexts is None else nexts.shape[1]), 1 / V, device=idx.device)
+        ids, scale = torch.zeros(len(idx), dtype=torch.long, device=idx.device), 1
         for k, table in enumerate(self.tables):  # from the uniform distribution up the orders
-            probs = table.interpolate(context_ids(idx, k, V), probs, self.config.discount, nexts)
+            if k:  # the context one token longer: context_ids(idx, k, V), one step on from k - 1's
+                ids, scale = ids + idx[:, -k] * scale, scale * V
+            probs = table.interpolate(ids, probs, self.config.discount, nexts)
         return probs
 
     def target_logprobs(self, idx, targets):

@@ -41,7 +41,9 @@ function request() {
     unique: $("unique").checked,
     exclude: lines("exclude"),
   };
-  for (const id of ["top_p", "min_len", "max_len"]) if ($(id).value !== "") body[id] = Number($(id).value);
+  for (const id of ["top_p", "min_len", "max_len", "min_distance"]) if ($(id).value !== "") body[id] = Number($(id).value);
+  for (const id of ["ends_with", "pattern"]) if ($(id).value !== "") body[id] = $(id).value;
+  if ($("contains").value !== "") body.contains = [$("contains").value];
   if (!$("class-label").hidden) body.class = $("class").value;
   return body;
 }
@@ -57,7 +59,15 @@ function showNames(data) {
     list.append(li);
   }
   const found = data.complete ? "" : ` — only ${data.names.length} passed the filters in time`;
-  $("stats").textContent = `novelty ${(100 * data.novelty).toFixed(1)}% of ${data.drawn} drawn${found}`;
+  const novelty = data.novelty == null ? "none ended in time" : `novelty ${(100 * data.novelty).toFixed(1)}%`;
+  $("stats").textContent = `${novelty} of ${data.drawn} drawn${found}`;
+  const g = data.guidance;
+  $("guidance").hidden = !(g && g.mode === "guided");
+  if (g && g.mode === "guided") {
+    $("guidance").textContent = `A rare shape (${g.found} of ${g.tried} names drawn matched it): these were drawn ` +
+      `guided by it and corrected toward the model's own by ${g.corrected} (${g.candidates} candidates, ` +
+      `${g.effective} effective; its probability about ${g.probability == null ? "?" : g.probability.toPrecision(2)}).`;
+  }
   $("results").hidden = false;
 }
 
