@@ -23,6 +23,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))  # the lecture's literal notebook c
 SHARED_DATA = ROOT.parent / "shared" / "data"
 if "MAKEMORE_DATA" not in os.environ and SHARED_DATA.is_dir():
     os.environ["MAKEMORE_DATA"] = str(SHARED_DATA)
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one process per core (pytest -n auto): one thread each, and in the
+    os.environ["OMP_NUM_THREADS"] = "1"  # processes a test starts, so that the workers do not crowd each other out
+    torch.set_num_threads(1)
 
 from makemore import models  # noqa: E402
 from makemore.cli import main  # noqa: E402

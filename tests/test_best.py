@@ -92,7 +92,8 @@ def test_resume_with_best_tracking_equals_an_uninterrupted_run(tmp_path):
 
 
 def test_eval_every_zero_is_chosen_from_the_data_and_recorded(tmp_path, word_file):
-    result = cli("train", word_file, "--model", "gru", "--steps", 500, "--batch-size", 8, "--optimizer", "adamw",
+    result = cli("train", word_file, "--model", "gru", "--n-embd", 8, "--n-hidden", 16, "--steps", 500, "--batch-size", 8,
+                 "--optimizer", "adamw",
                  "--out", tmp_path / "run", "--samples", 0)
     assert result.returncode == 0, result.stderr
     every = json.loads((tmp_path / "run" / "config.json").read_text())["train"]["eval_every"]
