@@ -98,7 +98,7 @@ FLOORS = [
     ["config"],  # fields, presets, TOML files, a run's description
     ["auto", "recipes"],  # the default recipe; resolving what a run is
     ["loop", "train", "jax.models", "jax.train", "sample", "draw", "score"],  # the loops; generation and scoring
-    ["checkpoint", "runfolder", "run", "trainers", "ensembles", "training"],  # runs, on disk and training
+    ["checkpoint", "runfolder", "export", "run", "trainers", "ensembles", "training"],  # runs, on disk and training
     ["api", ""],  # the public Python API (and the package, which exports it)
     ["cli", "flags", "serve", "sweep", "diagnose", "__main__"],  # what a user starts
 ]

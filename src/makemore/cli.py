@@ -151,6 +151,12 @@ def cmd_score(args) -> int:
 # ----------------------------------------------------------------------------- runs, plots, sweeps, diagnostics
 
 
+def cmd_export(args) -> int:
+    out = makemore.load(args.run).export(args.out, format=args.format)
+    print(f"exported {args.run} to {out}/ ({', '.join(sorted(p.name for p in out.iterdir()))})")
+    return 0
+
+
 def cmd_ensemble(args) -> int:
     run = makemore.ensemble(args.runs, out=args.out, weights=args.weights)
     print_result(run)
@@ -249,7 +255,8 @@ def cmd_serve(args) -> int:
 
 
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "score": cmd_score, "ensemble": cmd_ensemble,
-            "runs": cmd_runs, "plot": cmd_plot, "sweep": cmd_sweep, "diagnose": cmd_diagnose, "serve": cmd_serve}
+            "export": cmd_export, "runs": cmd_runs, "plot": cmd_plot, "sweep": cmd_sweep, "diagnose": cmd_diagnose,
+            "serve": cmd_serve}
 
 
 def main(argv=None) -> int:

@@ -141,6 +141,12 @@ def build_parser() -> ArgumentParser:
                    nargs="+", metavar="W", help="one weight per run, summing to 1 (default: equal)")
     p.add_argument("--out", type=Path, help="the run folder (default: runs/ensemble, numbered if taken)")
 
+    p = sub.add_parser("export", help="a trained run outside Python: its step model as ONNX, its vocabulary and "
+                       "n-gram as JSON")
+    p.add_argument("run", type=Path)
+    p.add_argument("--format", choices=("onnx",), default="onnx")
+    p.add_argument("--out", type=Path, required=True, help="the export folder, which must not exist")
+
     p = sub.add_parser("runs", help="a table of the runs in a folder, best val loss first: the losses of each run's "
                        "kept (best) model, its step, and the last val loss")
     p.add_argument("folder", type=Path, nargs="?", default=Path("runs"))

@@ -14,6 +14,7 @@ from makemore.data import Corpus, examples
 from makemore.distance import NearIndex
 from makemore.draw import SECONDS, Drawn, Sampler, default_max_len, draw
 from makemore.errors import ConfigError, UserError
+from makemore.export import export_onnx
 from makemore.lists import read_items
 from makemore.runfolder import CHECKPOINT, SUMMARY
 from makemore.sample import SAMPLING, Options
@@ -89,6 +90,14 @@ class Run:
             far = lambda word: not any(i.near(word) for i in near)  # noqa: E731
         return Sampler(n, options, generator, self.corpus.items_of(index), novel_only, frozenset(exclude), unique,
                        seconds=seconds, logprobs=logprobs, on_names=on_names, far=far)
+
+    def export(self, out, format: str = "onnx") -> Path:
+        """The run outside Python, in the folder out (new): its step model as ONNX and its vocabulary, sampling
+        defaults and n-gram as JSON, with a README of the inputs and outputs (makemore.export)."""
+        if format != "onnx":
+            raise ConfigError("format", f"expected onnx, got {format!r}")
+        return export_onnx(self.model, self.model_name, self.vocab, self.folder, out,
+                           max_len=default_max_len(self.corpus.longest), val=self.summary.get("val_loss"))
 
     def near_index(self, cls: int | None, radius: int) -> NearIndex:
         """The index of the list's items (of one class) at an edit radius, made once."""
