@@ -38,8 +38,8 @@ def weights(folder):
     ("mlp", ["--context", 3, "--n-embd", 6, "--n-hidden", 32]),  # windows: one target per row
 ])
 def test_torchrun_matches_one_process(tmp_path, word_file, model, options):
-    common = [word_file, "--model", model, *options, "--steps", 300, "--batch-size", 32, "--optimizer", "adamw",
-              "--lr", 0.01, "--schedule", "cosine", "--eval-every", 100, "--samples", 3, "--device", "cpu"]
+    common = [word_file, "--model", model, *options, "--steps", 150, "--batch-size", 32, "--optimizer", "adamw",
+              "--lr", 0.01, "--schedule", "cosine", "--eval-every", 50, "--samples", 3, "--device", "cpu"]
     assert main(["train", *map(str, common), "--out", str(tmp_path / "one")]) == 0  # one process: this one
     two = torchrun("train", *common, "--out", tmp_path / "two")
     assert two.returncode == 0, two.stderr
@@ -47,7 +47,7 @@ def test_torchrun_matches_one_process(tmp_path, word_file, model, options):
     assert two.stdout.count("\nval ") == 1  # only rank 0 prints
     evals = [[json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines() if "val_loss" in line]
              for run in ("one", "two")]
-    assert [e["step"] for e in evals[0]] == [e["step"] for e in evals[1]] == [100, 200, 300]
+    assert [e["step"] for e in evals[0]] == [e["step"] for e in evals[1]] == [50, 100, 150]
     for a, b in zip(*evals):
         assert abs(a["val_loss"] - b["val_loss"]) < TOLERANCE and abs(a["train_loss"] - b["train_loss"]) < TOLERANCE
     w1, w2 = weights(tmp_path / "one"), weights(tmp_path / "two")

@@ -103,9 +103,9 @@ def test_pruning_stops_trials_early_on_the_periodic_val_loss(tmp_path, sweep_fil
 
 @pytest.mark.slow
 def test_a_killed_sweep_resumes_with_no_finished_trial_lost_and_the_killed_trial_run_again(tmp_path, sweep_files):
-    # One evaluation, at the last step, so no trial is pruned: a trial ends only after its 1,500 steps (1.5 s or
+    # One evaluation, at the last step, so no trial is pruned: a trial ends only after its 1,000 steps (1 s or
     # more). The kill comes when one has just started, so it is still running when the kill lands.
-    base, space = sweep_files(steps=1500, eval_every=1500)
+    base, space = sweep_files(steps=1000, eval_every=1000)
     out = tmp_path / "sweep"
     args = [sys.executable, "-m", "makemore", "sweep", *map(str, ["--config", base, "--space", space, "--trials", 8,
                                                                    "--workers", 2, "--out", out])]

@@ -23,7 +23,7 @@ def test_lr_schedules():
 def test_training_reproduces_the_lecture_step_for_step(names):
     """Same init order, same torch.randint batches, same arithmetic: the library's default recipe and the
     lecture's notebook loop give bit-identical losses, weights and running statistics."""
-    steps = 400
+    steps = 200
     vocab = Vocab.from_items(names)
     train, val, _ = lecture_split(names)
     Xtr, Ytr = build_windows(train, vocab, 8)
