@@ -240,9 +240,10 @@ def postgres_url():
 @pytest.mark.postgres
 def test_two_machines_share_one_study_through_postgresql(tmp_path, sweep_files, postgres_url):
     """Two sweeps with their own folders (as two machines would have) and one --storage URL: they split the
-    trials between them, two workers each, and the study ends with the trials asked for."""
+    trials between them, and the study ends with the trials asked for. (Several workers on one machine share a
+    storage as two machines do: test_two_workers_... runs them, on SQLite.)"""
     base, space = sweep_files()
-    common = ["--config", base, "--space", space, "--trials", 8, "--workers", 2, "--storage", postgres_url,
+    common = ["--config", base, "--space", space, "--trials", 8, "--workers", 1, "--storage", postgres_url,
               "--study", "shared"]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     machines = [subprocess.Popen([sys.executable, "-m", "makemore", "sweep", *map(str, common), "--out",
@@ -253,7 +254,7 @@ def test_two_machines_share_one_study_through_postgresql(tmp_path, sweep_files, 
         assert m.returncode == 0, stderr
     study = optuna.load_study(study_name="shared", storage=postgres_url)
     done = finished(study.trials)
-    assert 8 <= len(done) <= 8 + 4  # each worker may start one trial just as the last ones finish
+    assert 8 <= len(done) <= 8 + 2  # each machine may start one trial just as the last ones finish
     ran = [{int(m[1]) for m in re.finditer(r"^trial +(\d+):", stdout, re.M)} for stdout, _ in outputs]
     assert ran[0] and ran[1] and not ran[0] & ran[1]  # both machines worked, never on the same trial
     for k in range(2):
