@@ -203,19 +203,24 @@ def determinize(nfa: NFA, start: int, final: int, V: int) -> Automaton:
                     row.setdefault(t, set()).add(target)
         out = {}
         for t, targets in row.items():
-            to = closure(targets)
-            if to not in index:
-                if len(order) >= MAX_STATES:
-                    raise ConfigError("pattern", f"too intricate: its automaton has more than {MAX_STATES:,} states")
-                index[to] = len(order)
-                order.append(to)
-            out[t] = index[to]
+            out[t] = numbered(closure(targets), index, order)
         edges.append(out)
     nxt = torch.full((len(order), V), -1, dtype=torch.long)
     for s, out in enumerate(edges):
         for t, to in out.items():
             nxt[s, t] = to
     return pruned(nxt, torch.tensor([final in states for states in order]))
+
+
+def numbered(state, index: dict, order: list) -> int:
+    """A state's number among those found so far (index: state -> number, order: the states by number), a new
+    one for a new state; at most MAX_STATES of them."""
+    if state not in index:
+        if len(order) >= MAX_STATES:
+            raise ConfigError("pattern", f"too intricate: its automaton has more than {MAX_STATES:,} states")
+        index[state] = len(order)
+        order.append(state)
+    return index[state]
 
 
 def pruned(nxt: torch.Tensor, accepting: torch.Tensor) -> Automaton:
@@ -251,13 +256,7 @@ def intersect(a: Automaton, b: Automaton) -> Automaton:
         row = torch.full((a.next.shape[1],), -1, dtype=torch.long)
         both = ((a.next[s] >= 0) & (b.next[t] >= 0)).nonzero()[:, 0].tolist()
         for token in both:
-            pair = (int(a.next[s, token]), int(b.next[t, token]))
-            if pair not in index:
-                if len(order) >= MAX_STATES:
-                    raise ConfigError("pattern", f"too intricate: its automaton has more than {MAX_STATES:,} states")
-                index[pair] = len(order)
-                order.append(pair)
-            row[token] = index[pair]
+            row[token] = numbered((int(a.next[s, token]), int(b.next[t, token])), index, order)
         rows.append(row)
     accepting = torch.tensor([bool(a.accepting[s]) and bool(b.accepting[t]) for s, t in order])
     return pruned(torch.stack(rows), accepting)
