@@ -5,6 +5,7 @@ error or a dead server.
 
     python benchmarks/serve_load.py RUN [--seconds 30] [--connections 32] [--workers 1] [--clients 1]
                                         [--device cpu] [--server-cores 0] [--baseline SRC RUN] [--rounds 1]
+                                        [--workspace LIST]
 
 It starts `makemore serve RUN` itself on a free port and stops it at the end. The client speaks HTTP/1.1 over
 asyncio's streams itself, about 0.2 ms of CPU a request (httpx took a whole core of a 2-core machine for 32
@@ -15,6 +16,10 @@ clients on the others, so that neither takes the other's.
 --baseline SRC RUN is the anchor: the server of another checkout (SRC, its src/ folder: e.g. `git worktree add
 /tmp/e8a6cde e8a6cde`, the last server that answered one request at a time) serving RUN, measured in turn with
 this one, --rounds times, with the same requests; it prints each round's ratio and the median.
+
+--workspace LIST serves RUN from a workspace (`makemore serve FOLDER`, the run copied into it) and, before the
+burst, uploads LIST there to train: the burst asks /api/runs/served/generate while the training runs in its own
+process. It says how far the training went during the burst.
 """
 
 import argparse
@@ -24,10 +29,12 @@ import multiprocessing
 import os
 import random
 import resource
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections import Counter
@@ -81,11 +88,11 @@ def post(port: int, path: str, body: bytes) -> bytes:
             f"Content-Length: {len(body)}\r\n\r\n").encode() + body
 
 
-async def connection(port, until, latencies, statuses, rng):
+async def connection(port, until, latencies, statuses, rng, path):
     """One client connection: a request at a time, each sent when the last was answered, until `until`. HTTP is
     spoken over asyncio's streams by hand: httpx took a whole core for 32 connections, and so measured itself."""
-    requests = {"valid": [post(port, "/api/generate", json.dumps(b).encode()) for b in VALID],
-                "invalid": [post(port, "/api/generate", json.dumps(b).encode()) for b in INVALID]}
+    requests = {"valid": [post(port, path, json.dumps(b).encode()) for b in VALID],
+                "invalid": [post(port, path, json.dumps(b).encode()) for b in INVALID]}
     streams = None
     while time.perf_counter() < until:
         if rng.random() < 0.7:
@@ -93,7 +100,7 @@ async def connection(port, until, latencies, statuses, rng):
         elif rng.random() < 0.8:
             kind, request = "invalid", rng.choice(requests["invalid"])
         else:
-            kind, request = "garbage", post(port, "/api/generate", b"{nope" + b"x" * rng.randint(0, 9000))
+            kind, request = "garbage", post(port, path, b"{nope" + b"x" * rng.randint(0, 9000))
         start = time.perf_counter()
         try:
             if streams is None:
@@ -105,7 +112,7 @@ async def connection(port, until, latencies, statuses, rng):
             keep = False
         else:
             statuses[(kind, status)] += 1
-            latencies.append(time.perf_counter() - start)
+            latencies.append((time.perf_counter() - start, kind))
         if not keep and streams is not None:
             streams[1].close()
             streams = None
@@ -113,11 +120,11 @@ async def connection(port, until, latencies, statuses, rng):
         streams[1].close()
 
 
-async def burst(port, seconds, connection_ids):
+async def burst(port, seconds, connection_ids, path):
     latencies, statuses = [], Counter()
     until = time.perf_counter() + seconds
     start = time.perf_counter()
-    await asyncio.gather(*(connection(port, until, latencies, statuses, random.Random(k)) for k in connection_ids))
+    await asyncio.gather(*(connection(port, until, latencies, statuses, random.Random(k), path) for k in connection_ids))
     return latencies, statuses, time.perf_counter() - start
 
 
@@ -129,12 +136,12 @@ def healthy(port: int) -> bool:
         return False
 
 
-def client(port, seconds, connection_ids, go, results, cores):
+def client(port, seconds, connection_ids, go, results, cores, path):
     """One client process: its share of the connections, started with the others."""
     if cores:
         os.sched_setaffinity(0, cores)
     go.wait()
-    results.put(asyncio.run(burst(port, seconds, connection_ids)))
+    results.put(asyncio.run(burst(port, seconds, connection_ids, path)))
 
 
 def server_cpu_seconds(pid: int) -> float | None:
@@ -161,15 +168,15 @@ def client_cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def load(port, seconds, connections, clients, cores=None):
+def load(port, seconds, connections, clients, cores=None, path="/api/generate"):
     """Connection k (its requests drawn with seed k) goes to client k % clients; every client starts at once."""
     if clients == 1:
         if cores:
             os.sched_setaffinity(0, cores)
-        return asyncio.run(burst(port, seconds, range(connections)))
+        return asyncio.run(burst(port, seconds, range(connections), path))
     context = multiprocessing.get_context("spawn")
     go, results = context.Event(), context.Queue()
-    procs = [context.Process(target=client, args=(port, seconds, range(c, connections, clients), go, results, cores))
+    procs = [context.Process(target=client, args=(port, seconds, range(c, connections, clients), go, results, cores, path))
              for c in range(clients)]
     for proc in procs:
         proc.start()
@@ -188,6 +195,11 @@ def measure(run, args, pythonpath=None, workers=1) -> dict:
     server_cores, client_cores = (cores[:args.server_cores], cores[args.server_cores:]) if args.server_cores else (None, None)
     port = free_port()
     env = dict(os.environ, PYTHONPATH=pythonpath) if pythonpath else None
+    path, scratch = "/api/generate", None
+    if args.workspace:  # the run in a workspace of its own, served from /api/runs/served/
+        scratch = tempfile.TemporaryDirectory(prefix="serve-load-")
+        shutil.copytree(run, Path(scratch.name) / "served")
+        run, path = scratch.name, "/api/runs/served/generate"
     command = [sys.executable, "-m", "makemore", "serve", run, "--port", str(port), "--device", args.device]
     server = subprocess.Popen(command + (["--workers", str(workers)] if workers > 1 else []), env=env,
                               preexec_fn=(lambda: os.sched_setaffinity(0, server_cores)) if server_cores else None)
@@ -197,14 +209,25 @@ def measure(run, args, pythonpath=None, workers=1) -> dict:
                 break
             time.sleep(0.2)
         time.sleep(1)  # with --workers, every process up, not only the first
+        if args.workspace:  # the run is loaded by its first request: made here, as serve RUN loads it at its start
+            urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=b"{}", method="POST",
+                                                          headers={"Content-Type": "application/json"}), timeout=60)
+        training = start_training(port, args.workspace) if args.workspace else None
         cpu_before, client_before = server_cpu_seconds(server.pid), client_cpu_seconds()
-        latencies, statuses, elapsed = load(port, args.seconds, args.connections, args.clients, client_cores)
+        latencies, statuses, elapsed = load(port, args.seconds, args.connections, args.clients, client_cores, path)
         cpu_after, client_after = server_cpu_seconds(server.pid), client_cpu_seconds()
         alive = healthy(port) and server.poll() is None
+        if training:
+            after = get(port, f"/api/runs/{training['name']}")
+            print(f"the training of {args.workspace} ran throughout: step {training['step']:,} -> {after['step']:,} "
+                  f"of {after['steps']:,} during the burst, {after['state']} at its end")
     finally:
         server.terminate()
         server.wait(timeout=30)
-    latencies.sort()
+        if scratch:
+            scratch.cleanup()
+    valid = sorted(t for t, kind in latencies if kind == "valid")
+    latencies = sorted(t for t, _ in latencies)
     total = sum(statuses.values())
     p = lambda q: 1000 * latencies[min(len(latencies) - 1, int(q * len(latencies)))]  # noqa: E731
     where = f"; server on {args.server_cores} of {len(cores)} cores, clients on the rest" if args.server_cores else ""
@@ -214,13 +237,35 @@ def measure(run, args, pythonpath=None, workers=1) -> dict:
         # the server's own cost, whatever the client's: on a machine where the client takes cores, the fairer figure
         print(f"server CPU: {cpu_after - cpu_before:.1f} s, {1000 * (cpu_after - cpu_before) / total:.2f} ms a request; "
               f"clients' CPU: {client_after - client_before:.1f} s, {1000 * (client_after - client_before) / total:.2f} ms")
-    print(f"latency p50 {p(0.50):.1f} ms, p99 {p(0.99):.1f} ms, max {1000 * latencies[-1]:.1f} ms")
+    print(f"latency p50 {p(0.50):.1f} ms, p99 {p(0.99):.1f} ms, max {1000 * latencies[-1]:.1f} ms; generation "
+          f"answers (the valid requests) p99 {1000 * valid[min(len(valid) - 1, int(0.99 * len(valid)))]:.1f} ms")
     for (kind, status), count in sorted(statuses.items(), key=str):
         print(f"  {kind:8} {status}: {count:,}")
     errors_5xx = sum(c for (_, s), c in statuses.items() if isinstance(s, int) and s >= 500)
     failures = sum(c for (_, s), c in statuses.items() if not isinstance(s, int))
     print(f"5xx: {errors_5xx}; connection errors: {failures}; server up after the burst: {alive}", flush=True)
     return {"rate": total / elapsed, "p99": p(0.99), "ok": errors_5xx == 0 and failures == 0 and alive}
+
+
+def get(port: int, path: str) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as response:
+        return json.loads(response.read())
+
+
+def start_training(port: int, data: str) -> dict:
+    """A list uploaded to the workspace, its training under way (its first steps logged): its status."""
+    body = Path(data).read_bytes()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/runs?name=load-training", data=body, method="POST")
+    with urllib.request.urlopen(request, timeout=60) as response:
+        name = json.loads(response.read())["name"]
+    for _ in range(600):
+        status = get(port, f"/api/runs/{name}")
+        if status["state"] == "training" and status["step"] > 0:
+            return status
+        if status["state"] not in ("queued", "training"):
+            raise SystemExit(f"the training of {data} ended before the burst: {status['state']} {status['error']}")
+        time.sleep(0.1)
+    raise SystemExit(f"the training of {data} did not start in 60 s")
 
 
 def main():
@@ -236,6 +281,8 @@ def main():
     parser.add_argument("--baseline", nargs=2, metavar=("SRC", "RUN"),
                         help="the anchor: another checkout's src/ folder and the run its server serves")
     parser.add_argument("--rounds", type=int, default=1, help="bursts of each server, in turn")
+    parser.add_argument("--workspace", metavar="LIST", help="serve the run from a workspace and train LIST (a text "
+                                                             "file) in it throughout the burst")
     args = parser.parse_args()
     cores = len(os.sched_getaffinity(0))
     if args.server_cores and not 0 < args.server_cores < cores:

@@ -12,6 +12,8 @@ import random
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -182,3 +184,33 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@contextlib.contextmanager
+def serving(run, *flags):
+    """makemore serve as a user starts it, on a free localhost port: its URL, then its process."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "makemore", "serve", str(run), "--port", str(port), *flags],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=1) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail(f"makemore serve exited: {proc.stderr.read().decode()}")
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("makemore serve did not come up")
+    try:
+        yield url, proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -100,7 +100,7 @@ FLOORS = [
     ["loop", "train", "jax.models", "jax.train", "sample", "draw", "score"],  # the loops; generation and scoring
     ["checkpoint", "runfolder", "export", "run", "trainers", "ensembles", "training"],  # runs, on disk and training
     ["api", ""],  # the public Python API (and the package, which exports it)
-    ["cli", "flags", "serve", "sweep", "diagnose", "__main__"],  # what a user starts
+    ["cli", "flags", "serve", "workspace", "workspace_app", "sweep", "diagnose", "__main__"],  # what a user starts
 ]
 
 

@@ -1,19 +1,15 @@
 """makemore serve: the HTTP API (every validation rule, with TestClient) and the page in a real browser."""
 
-import contextlib
 import json
 import math
 import os
 import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import cli, free_port, make_items
+from conftest import CHROMIUM, cli, make_items, serving
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -211,36 +207,6 @@ def test_serve_cli_refuses_a_taken_port_and_a_bad_run(runs, tmp_path):
 
 
 # ----------------------------------------------------------------------------- a real browser
-
-CHROMIUM = "/usr/bin/chromium"
-
-
-@contextlib.contextmanager
-def serving(run, *flags):
-    """makemore serve as a user starts it, on a free localhost port: its URL, then its process."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "makemore", "serve", str(run), "--port", str(port), *flags],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, PYTHONUNBUFFERED="1"))
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=1) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail(f"makemore serve exited: {proc.stderr.read().decode()}")
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("makemore serve did not come up")
-    try:
-        yield url, proc
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
 
 @pytest.fixture
 def server(runs):

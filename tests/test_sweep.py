@@ -108,7 +108,7 @@ def test_a_killed_sweep_resumes_with_no_finished_trial_lost_and_the_killed_trial
     base, space = sweep_files(steps=1000, eval_every=1000)
     out = tmp_path / "sweep"
     args = [sys.executable, "-m", "makemore", "sweep", *map(str, ["--config", base, "--space", space, "--trials", 8,
-                                                                   "--workers", 2, "--out", out])]
+                                                                   "--workers", 2, "--out", out, "--grace", 4])]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
         deadline = time.time() + 120
@@ -137,7 +137,8 @@ def test_a_killed_sweep_resumes_with_no_finished_trial_lost_and_the_killed_trial
     interrupted = [t.params for t in killed if t.state.name == "RUNNING" and len(t.params) == n_values]
     assert interrupted
 
-    result = run_cli("sweep", "--config", base, "--space", space, "--trials", 8, "--workers", 2, "--out", out)
+    result = run_cli("sweep", "--config", base, "--space", space, "--trials", 8, "--workers", 2, "--out", out,
+                     "--grace", 4)  # the killed trials' heartbeats are silent 4 s, not the default 20, before a rerun
     assert result.returncode == 0, result.stderr
     resumed = load(out).trials
     assert len(finished(resumed)) >= 8

@@ -213,7 +213,7 @@ def cmd_sweep(args) -> int:
     if folder.exists() and not folder.is_dir():
         raise ConfigError("out", f"{folder} exists and is not a folder")
     sweep = Sweep(args.config, args.space, folder, storage_url(folder, args.storage), args.study or folder.name,
-                  args.trials, threads_per_process(args.workers))
+                  args.trials, threads_per_process(args.workers), args.grace)
     best = run_sweep(sweep, args.workers)
     print(table(folder))
     if best:
@@ -241,7 +241,8 @@ def cmd_diagnose(args) -> int:
 
 def cmd_serve(args) -> int:
     try:
-        from makemore.serve import serve
+        from makemore.serve import is_run_folder, serve
+        from makemore.workspace_app import serve_workspace
     except ImportError as e:
         raise UserError(f"serve: {e.name} is not installed; pip install fastapi uvicorn") from None
     with socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET) as s:  # a clear message, not uvicorn's
@@ -250,7 +251,12 @@ def cmd_serve(args) -> int:
             s.bind((args.host, args.port))
         except OSError as e:
             raise UserError(f"--host {args.host} --port {args.port}: cannot listen there ({e.strerror})") from None
-    serve(args.run, args.host, args.port, device=args.device, workers=args.workers)
+    if args.run is None or args.run.is_dir() and not is_run_folder(args.run):  # a folder of runs: the workspace
+        if args.workers != 1:
+            raise ConfigError("workers", "a workspace is served by one process (it trains in processes of its own)")
+        serve_workspace(args.run or Path("runs"), args.host, args.port, device=args.device)
+    else:
+        serve(args.run, args.host, args.port, device=args.device, workers=args.workers)
     return 0
 
 

@@ -115,6 +115,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--out", type=Path, help="the sweep folder (default: sweeps/<config name>)")
     p.add_argument("--storage", help="an Optuna storage URL, such as postgresql://user@host/db, shared by several "
                    "machines (default: SQLite in the sweep folder)")
+    p.add_argument("--grace", type=number(float, 2, "seconds", low_inclusive=True), default=20,
+                   help="seconds a trial's heartbeat may be silent before the trial is taken for killed and run "
+                        "again (default: 20; its heartbeat beats four times in it)")
     p.add_argument("--study", help="the study's name in the storage (default: the sweep folder's name)")
 
     p = sub.add_parser("diagnose", help="activation, gradient and update:data figures of a run (hooks)")
@@ -125,8 +128,10 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--init", action="store_true", help="diagnose the run's model as initialised, before training")
     p.add_argument("--out", type=Path, help="where the PNGs go (default: RUN/diagnose)")
 
-    p = sub.add_parser("serve", help="a web page and an HTTP API that generate names from a run")
-    p.add_argument("run", type=Path)
+    p = sub.add_parser("serve", help="a web page and an HTTP API that generate names from a run; with no run (or a "
+                                     "folder of runs), a workspace page that trains lists too")
+    p.add_argument("run", type=Path, nargs="?", help="a run folder; or a folder of runs (default: runs/), served as "
+                                                     "a workspace")
     p.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: this machine only)")
     p.add_argument("--port", type=number(int, 1, "a port", low_inclusive=True, high=65536), default=8000)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")

@@ -1,4 +1,5 @@
-"""makemore serve RUN: a page and an HTTP API that generate names from a trained run.
+"""makemore serve RUN: a page and an HTTP API that generate names from a trained run (with no RUN, or a folder of
+runs, the workspace: workspace_app.py).
 
 POST /api/generate  names with their log-probabilities and whether each is in the training data
 POST /api/score     how likely given words are: log-probability, per character, each character's surprisal
@@ -40,6 +41,7 @@ from makemore.draw import Sampler
 from makemore.errors import ConfigError
 from makemore.ranks import threads_per_process
 from makemore.run import Run
+from makemore.runfolder import CHECKPOINT, CONFIG, RECIPE
 from makemore.sample import SAMPLING, generate_jobs
 
 STATIC = Path(__file__).parent / "static"
@@ -102,17 +104,22 @@ class Worker:
     round of each, in one call of generate_jobs (batches of at most MAX_ROWS rows); a request that needs another
     round (its filters left out names) joins the next one. Other calls (next character, scores) run between."""
 
+    IDLE_S = 60.0  # a thread with no work this long ends; the next work starts another
+
     def __init__(self, run: Run):
         self.run = run
         self.pending: list[tuple[object, Future]] = []  # (Sampler or a function, its future)
         self.most_jobs = 0  # the most requests one round of decoding served
         self.ready = threading.Condition()
-        threading.Thread(target=self.loop, name="makemore-worker", daemon=True).start()
+        self.thread = None
 
     def submit(self, work) -> Future:
         future = Future()
         with self.ready:
             self.pending.append((work, future))
+            if self.thread is None:
+                self.thread = threading.Thread(target=self.loop, name="makemore-worker", daemon=True)
+                self.thread.start()
             self.ready.notify()
         return future
 
@@ -120,7 +127,9 @@ class Worker:
         while True:
             with self.ready:
                 while not self.pending:
-                    self.ready.wait()
+                    if not self.ready.wait(self.IDLE_S) and not self.pending:
+                        self.thread = None  # under the lock: the next submit starts another
+                        return
                 taken, self.pending = self.pending, []
             samplers = []
             for work, future in taken:
@@ -180,17 +189,19 @@ def too_large(limit: int) -> JSONResponse:
 
 
 class BodyLimit:
-    """ASGI middleware: a request body over `limit` bytes gets a 422 naming the body, before any parsing."""
+    """ASGI middleware: a request body over `limit` bytes (larger[path] for a path that takes more) gets a 413
+    naming the body, before any parsing."""
 
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
+    def __init__(self, app, limit: int, larger: dict[str, int]):
+        self.app, self.limit, self.larger = app, limit, larger
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        limit = self.larger.get(scope["path"], self.limit)
         announced = dict(scope.get("headers", [])).get(b"content-length", b"0")
-        if not announced.isdigit() or int(announced) > self.limit:  # refused before a byte of it is read
-            return await too_large(self.limit)(scope, receive, send)
+        if not announced.isdigit() or int(announced) > limit:  # refused before a byte of it is read
+            return await too_large(limit)(scope, receive, send)
         body, more = b"", True
         while more:
             message = await receive()
@@ -198,8 +209,8 @@ class BodyLimit:
                 return
             body += message.get("body", b"")
             more = message.get("more_body", False)
-            if len(body) > self.limit:
-                return await too_large(self.limit)(scope, receive, send)
+            if len(body) > limit:
+                return await too_large(limit)(scope, receive, send)
         replayed = False
 
         async def replay():
@@ -212,16 +223,69 @@ class BodyLimit:
         return await self.app(scope, replay, send)
 
 
-def create_app(folder, device: str = "cpu") -> FastAPI:
-    run = load(folder, device=device)
-    corpus, vocab, model, summary = run.corpus, run.vocab, run.model, run.summary
-    worker = Worker(run)
+class RunService:
+    """A loaded run and the worker thread that runs its model: the answers of its part of the API."""
 
-    async def on_worker(work):
-        return await asyncio.wrap_future(worker.submit(work))
+    def __init__(self, run: Run):
+        self.run = run
+        self.worker = Worker(run)
 
-    app = FastAPI(title="makemore", docs_url="/api/docs", openapi_url="/api/openapi.json")
-    app.add_middleware(BodyLimit, limit=MAX_BODY)
+    async def on_worker(self, work):
+        return await asyncio.wrap_future(self.worker.submit(work))
+
+    def info(self) -> dict:
+        run, summary = self.run, self.run.summary
+        return {
+            "model": run.model_name,
+            "config": run.state["model_config"],
+            "train": run.state["train_config"],
+            "params": models.num_params(run.model),
+            "val_loss": summary.get("val_loss"),
+            "test_loss": summary.get("test_loss"),
+            "train_loss": summary.get("train_loss"),
+            "data": run.corpus.source,
+            "items": len(run.corpus.items),
+            "vocabulary": run.vocab.chars,
+            "classes": run.corpus.classes or [],
+        }
+
+    # The answers are JSONResponses, plain JSON types already: FastAPI's encoder, walking every name's dict, took
+    # a quarter of the server's time with the GIL in a burst of generation requests (serve_load, py-spy --gil).
+    async def generate(self, req: GenerateRequest) -> JSONResponse:
+        run = self.run
+        known = run.known(req.class_)
+        started = time.monotonic()
+        sampler = run.sampler(req.n, temperature=req.temperature, top_k=req.top_k, top_p=req.top_p, prefix=req.prefix,
+                              seed=req.seed, cls=req.class_, min_len=req.min_len, max_len=req.max_len,
+                              novel_only=req.novel_only, exclude=req.exclude, unique=req.unique,
+                              seconds=TIME_BOUND_S, logprobs=True, pattern=req.pattern, ends_with=req.ends_with,
+                              contains=req.contains, min_distance=req.min_distance)
+        drawn = await self.on_worker(sampler)
+        return JSONResponse({
+            "names": [{"name": w, "logprob": lp, "known": w in known} for w, lp in drawn.names],
+            "novelty": None if math.isnan(drawn.novelty) else drawn.novelty,  # none drawn: no rate
+            "drawn": len(drawn.drawn),
+            "complete": drawn.complete,
+            "guidance": drawn.guidance,  # with a shape: "exact" (drawn and rejected) or "guided" (and how corrected)
+            "seconds": round(time.monotonic() - started, 4),
+        })
+
+    async def score(self, req: ScoreRequest) -> JSONResponse:
+        scores = await self.on_worker(lambda: self.run.score(req.words, cls=req.class_))
+        return JSONResponse({"scores": [dataclasses.asdict(s) for s in scores]})
+
+    async def next_char(self, req: Prefixed) -> JSONResponse:
+        probs = await self.on_worker(lambda: self.run.next_char_probs(req.prefix, cls=req.class_))
+        chars = [{"char": "" if i == BOUNDARY else self.run.vocab.chars[i - 1], "end": i == BOUNDARY, "p": p}
+                 for i, p in enumerate(probs)]
+        return JSONResponse({"prefix": req.prefix, "next": sorted(chars, key=lambda c: -c["p"])})
+
+
+def base_app(title: str, larger: dict[str, int] | None = None, lifespan=None) -> FastAPI:
+    """The app both servers start from: bounded bodies (larger[path] for a path that takes more), the library's
+    errors and FastAPI's as 422s naming the field, /healthz and the static files."""
+    app = FastAPI(title=title, docs_url="/api/docs", openapi_url="/api/openapi.json", lifespan=lifespan)
+    app.add_middleware(BodyLimit, limit=MAX_BODY, larger=larger or {})
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
@@ -240,69 +304,43 @@ def create_app(folder, device: str = "cpu") -> FastAPI:
     def healthz():
         return {"status": "ok"}
 
-    @app.get("/api/model")
-    def model_info():
-        return {
-            "model": run.model_name,
-            "config": run.state["model_config"],
-            "train": run.state["train_config"],
-            "params": models.num_params(model),
-            "val_loss": summary.get("val_loss"),
-            "test_loss": summary.get("test_loss"),
-            "train_loss": summary.get("train_loss"),
-            "data": corpus.source,
-            "items": len(corpus.items),
-            "vocabulary": vocab.chars,
-            "classes": corpus.classes or [],
-        }
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
 
-    # The answers are JSONResponses, plain JSON types already: FastAPI's encoder, walking every name's dict, took
-    # a quarter of the server's time with the GIL in a burst of generation requests (serve_load, py-spy --gil).
+
+def create_app(folder, device: str = "cpu") -> FastAPI:
+    """makemore serve RUN: the page and the API of one run."""
+    service = RunService(load(folder, device=device))
+    app = base_app("makemore")
+    app.get("/api/model")(service.info)
+
     @app.post("/api/generate")
     async def generate(req: GenerateRequest):
-        known = run.known(req.class_)
-        started = time.monotonic()
-        sampler = run.sampler(req.n, temperature=req.temperature, top_k=req.top_k, top_p=req.top_p, prefix=req.prefix,
-                              seed=req.seed, cls=req.class_, min_len=req.min_len, max_len=req.max_len,
-                              novel_only=req.novel_only, exclude=req.exclude, unique=req.unique,
-                              seconds=TIME_BOUND_S, logprobs=True, pattern=req.pattern, ends_with=req.ends_with,
-                              contains=req.contains, min_distance=req.min_distance)
-        drawn = await on_worker(sampler)
-        return JSONResponse({
-            "names": [{"name": w, "logprob": lp, "known": w in known} for w, lp in drawn.names],
-            "novelty": None if math.isnan(drawn.novelty) else drawn.novelty,  # none drawn: no rate
-            "drawn": len(drawn.drawn),
-            "complete": drawn.complete,
-            "guidance": drawn.guidance,  # with a shape: "exact" (drawn and rejected) or "guided" (and how corrected)
-            "seconds": round(time.monotonic() - started, 4),
-        })
+        return await service.generate(req)
 
     @app.post("/api/score")
     async def score(req: ScoreRequest):
-        scores = await on_worker(lambda: run.score(req.words, cls=req.class_))
-        return JSONResponse({"scores": [dataclasses.asdict(s) for s in scores]})
+        return await service.score(req)
 
     @app.post("/api/next")
     async def next_char(req: Prefixed):
-        probs = await on_worker(lambda: run.next_char_probs(req.prefix, cls=req.class_))
-        chars = [{"char": "" if i == BOUNDARY else vocab.chars[i - 1], "end": i == BOUNDARY, "p": p}
-                 for i, p in enumerate(probs)]
-        return JSONResponse({"prefix": req.prefix, "next": sorted(chars, key=lambda c: -c["p"])})
+        return await service.next_char(req)
 
     @app.get("/")
     def index():
         return FileResponse(STATIC / "index.html")
 
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 
 
 WORKER_ENV = "MAKEMORE_SERVE_WORKER"  # what each of --workers' processes serves: folder, device, torch threads
 
 
-def serve(folder, host: str, port: int, device: str = "cpu", workers: int = 1):
-    import uvicorn
+def is_run_folder(folder) -> bool:
+    return any((Path(folder) / name).exists() for name in (CHECKPOINT, CONFIG, RECIPE))
 
+
+def serve(folder, host: str, port: int, device: str = "cpu", workers: int = 1):
     if workers == 1:
         app = create_app(folder, device=device)
     else:  # uvicorn starts each process from an import string
@@ -310,7 +348,13 @@ def serve(folder, host: str, port: int, device: str = "cpu", workers: int = 1):
         os.environ[WORKER_ENV] = json.dumps({"folder": str(Path(folder).resolve()), "device": device,
                                              "threads": threads_per_process(workers)})
         app = f"{__name__}:worker_app"
-    print(f"makemore: serving {folder} on http://{host}:{port}/" + (f" from {workers} processes" if workers > 1 else ""),
+    listen(app, host, port, str(folder), workers)
+
+
+def listen(app, host: str, port: int, what: str, workers: int = 1):
+    import uvicorn
+
+    print(f"makemore: serving {what} on http://{host}:{port}/" + (f" from {workers} processes" if workers > 1 else ""),
           flush=True)
     uvicorn.run(app, factory=workers > 1, workers=workers, host=host, port=port, log_level="warning",
                 timeout_keep_alive=5, limit_concurrency=256)

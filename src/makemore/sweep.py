@@ -23,8 +23,7 @@ from makemore.errors import ConfigError, UserError
 from makemore.files import write_atomic
 from makemore.training import start
 
-HEARTBEAT_S = 5  # a worker's trial writes a heartbeat this often ...
-GRACE_S = 20  # ... and one silent this long is taken for killed, failed and queued again with its values
+GRACE_S = 20  # a trial whose heartbeat is silent this long is taken for killed, failed and queued again
 SECTIONS = ("options", "train")
 
 
@@ -124,6 +123,7 @@ class Sweep:
     study_name: str
     trials: int
     threads: int
+    grace: float = GRACE_S  # seconds; its trials write a heartbeat four times in it
 
 
 def storage_url(folder: Path, url: str | None) -> str:
@@ -146,7 +146,8 @@ def open_study(sweep: Sweep, config: dict, params: list[Param], create: bool = F
     for attempt in range(5):
         try:
             storage = optuna.storages.RDBStorage(
-                sweep.storage, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                sweep.storage, engine_kwargs=engine, heartbeat_interval=max(1, round(sweep.grace / 4)),
+                grace_period=max(2, round(sweep.grace)),
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
             break
         except Exception as e:  # a malformed URL, a missing driver, a server that does not answer

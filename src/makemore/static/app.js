@@ -1,7 +1,11 @@
-// The page: the forms post to /api/generate, /api/next and /api/score; no build step.
+// The page: the forms post to /api/generate, /api/next and /api/score; no build step. In the workspace it shows
+// one of its runs (index.html?run=NAME) and posts to /api/runs/NAME/... instead.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+const RUN = new URLSearchParams(location.search).get("run");
+const API = RUN ? `/api/runs/${encodeURIComponent(RUN)}` : "/api";
+let shown = []; // the names on show, for the downloads
 
 function showError(message) {
   $("error").textContent = message;
@@ -20,7 +24,7 @@ async function post(path, body) {
 }
 
 async function loadModel() {
-  const info = await (await fetch("/api/model")).json();
+  const info = await (await fetch(`${API}/model`)).json();
   const val = info.val_loss == null ? "" : `, val loss ${info.val_loss.toFixed(4)}`;
   $("model-info").textContent =
     `${info.model} on ${info.data}: ${info.params.toLocaleString()} parameters${val}, ${info.items.toLocaleString()} items`;
@@ -51,6 +55,7 @@ function request() {
 function showNames(data) {
   const list = $("names");
   list.replaceChildren();
+  shown = data.names;
   for (const item of data.names) {
     const li = document.createElement("li");
     li.textContent = item.name;
@@ -100,8 +105,8 @@ $("form").addEventListener("submit", async (event) => {
   try {
     const body = request();
     const [names, next] = await Promise.all([
-      post("/api/generate", body),
-      post("/api/next", { prefix: body.prefix, ...(body.class ? { class: body.class } : {}) }),
+      post(`${API}/generate`, body),
+      post(`${API}/next`, { prefix: body.prefix, ...(body.class ? { class: body.class } : {}) }),
     ]);
     showNames(names);
     showNext(next);
@@ -132,7 +137,7 @@ $("score-form").addEventListener("submit", async (event) => {
   try {
     const body = { words: lines("words") };
     if (!$("class-label").hidden) body.class = $("class").value;
-    showScores(await post("/api/score", body));
+    showScores(await post(`${API}/score`, body));
   } catch (error) {
     showError(error.message);
   }
@@ -148,5 +153,23 @@ $("copy").addEventListener("click", async () => {
   }
   setTimeout(() => ($("copy").textContent = "Copy"), 1500);
 });
+
+function download(filename, text, type) {
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(new Blob([text], { type }));
+  link.download = filename;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+}
+
+const csvField = (s) => (/[",\n\r]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s);
+const stem = RUN || "names";
+$("download-txt").addEventListener("click", () =>
+  download(`${stem}-names.txt`, shown.map((n) => n.name).join("\n") + "\n", "text/plain"));
+$("download-csv").addEventListener("click", () =>
+  download(`${stem}-names.csv`, "name,logprob,in_list\n" +
+    shown.map((n) => `${csvField(n.name)},${n.logprob.toFixed(4)},${n.known}`).join("\n") + "\n", "text/csv"));
 
 loadModel().catch((error) => showError(`cannot load the model: ${error.message}`));
