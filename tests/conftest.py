@@ -214,3 +214,4 @@ def serving(run, *flags):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+

@@ -115,9 +115,10 @@ def test_train_bad_data(tmp_path, case):
 
 @pytest.mark.slow
 def test_a_real_process_exits_2_with_one_line_and_no_traceback(tmp_path, word_file):
-    """What a user's shell sees, for a bad flag, a bad file and a bad value found by the library."""
-    assert_one_line_error(run_cli("train", word_file, "--steps", "0"), "--steps: expected an integer in (0, 1,000,000,000]")
-    assert_one_line_error(run_cli("train", tmp_path / "missing.txt"), "missing.txt: no such file")
+    """What a user's shell sees, for a bad value found by the library (a real process: its exit code and stderr
+    as the shell has them); a bad flag and a bad file, the same way, in this process."""
+    assert_one_line_error(cli("train", word_file, "--steps", "0"), "--steps: expected an integer in (0, 1,000,000,000]")
+    assert_one_line_error(cli("train", tmp_path / "missing.txt"), "missing.txt: no such file")
     assert_one_line_error(run_cli("train", word_file, "--model", "transformer", "--n-embd", 10, "--n-head", 4,
                                   "--out", tmp_path / "run"), "--n-embd: 10 is not a multiple of --n-head (4)")
     assert not (tmp_path / "run").exists()

@@ -152,7 +152,8 @@ def cmd_score(args) -> int:
 
 
 def cmd_export(args) -> int:
-    out = makemore.load(args.run).export(args.out, format=args.format)
+    run = makemore.load(args.run)
+    out = run.export(args.web, format="web") if args.web else run.export(args.out, format=args.format)
     print(f"exported {args.run} to {out}/ ({', '.join(sorted(p.name for p in out.iterdir()))})")
     return 0
 

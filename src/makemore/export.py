@@ -3,15 +3,21 @@ the default recipe's model the n-gram's counts as JSON, in a folder of its own (
 
     makemore export RUN --format onnx --out DIR      or      run.export(DIR)
 
-The step model: the last character (B,) int64 and the state (n_layers, B, n_hidden) float32 in, the next
-character's log-probabilities (B, V) and the new state out (an LSTM has a second state, the cell). Generation
-starts from the boundary token and a state of zeros, feeds each drawn character back, and ends at the boundary.
-Families with a cache of another shape (the trees' per-layer queues, the Transformer's keys and values) are not
-exported yet: a one-line error names the family.
+The step model: the last character (B,) int64 and the state in, the next character's log-probabilities (B, V)
+and the new state out. A recurrent network's state is its hidden state (n_layers, B, n_hidden) float32 (an LSTM
+has a second, the cell); the WaveNet's is its blocks' queues of past inputs (QueueStep); a window model's and
+the lecture's tree's are the characters written before, as many as it reads (TokensStep); the Transformer's are
+its keys and values at a fixed size and the position (TransformerStep); an n-gram alone travels as its tables
+(ngram.json), with no step. Generation starts from the boundary token and the state at the start, feeds each
+drawn character back, and ends at the boundary. An ensemble and a conditioned run are not exported: a one-line
+error says so.
+`--web` writes a page instead, for the recurrent families and the default recipe's model.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import os
 import shutil
@@ -20,30 +26,34 @@ import warnings
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from makemore.data import BOUNDARY
 from makemore.errors import UserError
 from makemore.files import write_atomic
+from makemore.models.transformer import Transformer
+from makemore.models.wavenet import ConvCache, WaveNet
 
 FORMAT = "makemore-export/1"
+WEB_FORMAT = "makemore-web/1"
+WEB = Path(__file__).parent / "static" / "web"  # the exported page's own files
 RECURRENT = ("rnn", "gru", "lstm")
+EXPORTABLE = ("bigram", "mlp", "hierarchical", "conv", "wavenet", *RECURRENT, "transformer", "ngram", "gru+ngram")
 EXPORT_README = """# {name}: an exported makemore run
 
 Made by `makemore export` from the run `{run}` ({model}; val {val}).
 
 ## Files
 
-- `step.onnx`: one step of the network. Inputs: `token` (B,) int64, the last character; `state` (n_layers, B,
-  n_hidden) float32{cell_in}. Outputs: `logprobs` (B, V) float32, the log-probabilities of the next character;
-  `new_state`{cell_out}, to feed back at the next step.
+{step_file}
 - `makemore.json`: `vocab` (the characters by index; index {boundary}, written "", is the boundary token, which
   starts and ends every name), the state's shape, the sampling defaults (`max_len`, `temperature`), and for the default
-  recipe's model the n-gram's `share`.
+  recipe's model (and an n-gram alone) the n-gram's `share`.
 {ngram_files}
 ## Generating a name
 
-Start with `token = [{boundary}]` and a state of zeros. At each step run the model, turn `logprobs` into the
+Start with `token = [{boundary}]` and the state at the start. At each step run the model, turn `logprobs` into the
 next character's distribution (with the n-gram mixed in, if there is one), divide the log-probabilities by the
 temperature, draw a character, and feed it back with `new_state`. A drawn boundary token ends the name; a name
 longer than `max_len` characters is drawn again.
@@ -76,16 +86,82 @@ class Step(nn.Module):
         return (logprobs, *new) if isinstance(new, tuple) else (logprobs, new)
 
 
+class TokensStep(nn.Module):
+    """A window's step, as exported: (token (B,), tokens (B, block_size - 1)) -> (log-probabilities (B, V), new
+    tokens). The state is the block_size - 1 characters written before the token, boundary tokens before the word:
+    what a window model reads, and what the lecture's tree as convolutions reads (its own padding is boundary
+    tokens)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.windowed = model, model.windowed
+
+    def forward(self, token, tokens):
+        seq = torch.cat([tokens, token[:, None]], dim=1)  # (B, block_size)
+        logits = self.model(seq)[0] if self.windowed else self.model(seq)[0][:, -1]  # (B, V)
+        return torch.log_softmax(logits, dim=-1), seq[:, 1:]
+
+
+class QueueStep(nn.Module):
+    """The WaveNet's step, as exported: (token (B,), queue_0 ... queue_L-1) -> (log-probabilities, new queues).
+    Queue l (B, span_l, C) holds block l's last span_l inputs, oldest first, zeros at the start: the model's own
+    ring buffer read at position 0, then rolled by one, so that no step depends on its position."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, token, *queues):
+        cache = ConvCache(self.model, [q.clone() for q in queues], [None] * len(queues), t=0)
+        logits = self.model.step(token, cache)  # reads slots span - j, writes the token's input to slot 0
+        return (torch.log_softmax(logits, dim=-1), *(q.roll(-1, dims=1) for q in cache.queues))
+
+
+class TransformerStep(nn.Module):
+    """The Transformer's step, as exported: (token (B,), position (1,), kv (B, block_size, n_layers, 2C)) ->
+    (log-probabilities (B, V), position + 1, new kv). kv holds every block's keys and values of the positions
+    before, as the model's own cache does, but at a fixed size: the token's go in at `position`, and attention
+    is masked to the positions up to it (zeros at the start, so no step's shape depends on its position)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, token, position, kv):
+        m, T, C = self.model, self.model.config.block_size, self.model.config.n_embd
+        heads = m.config.n_head
+        at = (torch.arange(T, device=token.device) == position).to(kv.dtype)[None, :, None]  # (1, T, 1)
+        seen = (torch.arange(T, device=token.device) <= position)[None, None, None, :]  # (1, 1, 1, T)
+        x = m.wte(token) + m.wpe(position)  # (B, C)
+        layers = []
+        for layer, block in enumerate(m.blocks):
+            qkv = block.attn.qkv(block.ln1(x))  # (B, 3C)
+            kept = kv[:, :, layer] * (1 - at) + qkv[:, None, C:] * at  # (B, T, 2C)
+            layers.append(kept)
+            q = qkv[:, :C].reshape(-1, heads, 1, C // heads)  # (B, nh, 1, hs)
+            k, v = (kept[..., i * C:(i + 1) * C].reshape(-1, T, heads, C // heads).transpose(1, 2) for i in (0, 1))
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=seen)  # (B, nh, 1, hs)
+            x = x + block.attn.proj(y.transpose(1, 2).reshape(-1, C))
+            x = x + block.mlp(block.ln2(x))
+        logits = m.head(m.ln_f(x))
+        return torch.log_softmax(logits, dim=-1), position + 1, torch.stack(layers, dim=2)
+
+
+STEP_FILE = """- `step.onnx`: one step of the network. Inputs: `token` (B,) int64, the last character, and its state:
+  {inputs}. Output: `logprobs` (B, V) float32, the log-probabilities of the next character, and the new state."""
+NO_STEP = """- No `step.onnx`: the run is an n-gram alone. Its distribution is the n-gram's (`share` 1, below)."""
+
+
 def network_of(model, model_name: str):
-    """The recurrent network to export and the n-gram beside it (None for a model alone)."""
-    family = model_name.removesuffix("+ngram")
-    if family not in RECURRENT:
-        raise UserError(f"export: a {model_name} run cannot be exported yet (only {', '.join(RECURRENT)} and "
-                        f"their +ngram default)")
+    """The network to export and the n-gram beside it (None for a model alone; no network for an n-gram alone)."""
+    if model_name not in EXPORTABLE:
+        raise UserError(f"export: the {model_name} family cannot be exported (those that can: {', '.join(EXPORTABLE)})")
     if getattr(model.config, "n_classes", 0):
         raise UserError("export: a conditioned run cannot be exported yet")
     if model_name.endswith("+ngram"):
         return model.members[0], model.members[1], float(model.share)
+    if model_name == "ngram":
+        return None, model, 1.0
     return model, None, None
 
 
@@ -109,15 +185,86 @@ def export_onnx(model, model_name: str, vocab, folder: Path, out: Path, *, max_l
     """Write the export folder out (which must not exist): step.onnx, makemore.json, README.md and, for the
     default recipe's model, ngram.json; all or nothing."""
     network, ngram, share = network_of(model, model_name)
+    if network is None:  # an n-gram alone: its tables are the export
+        with new_folder(out) as work:
+            write_meta(work, model_name, vocab, None, max_len, share, ngram, NO_STEP, folder, out, val)
+        return Path(out)
     try:
         import onnx  # noqa: F401  (torch's exporter needs it)
     except ImportError:
         raise UserError("export: the onnx package is missing: pip install 'makemore[export]'") from None
+    step, example, state, inputs = step_of(network)
+    with new_folder(out) as work:
+        was_training = network.training
+        network.eval()
+        outputs = ["logprobs", *(f"new_{n}" for n in state["names"])]
+        axes = {name: {0: "batch"} for name in ["token", "logprobs"]}
+        for name in state["names"]:  # the batch, and a token state's length
+            if name != "position":
+                axes[name] = axes[f"new_{name}"] = {1: "batch"} if state["kind"] == "recurrent" else {0: "batch"}
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the exporter's advice on batch sizes: the state is an input, as it asks
+            torch.onnx.export(step.cpu(), (torch.zeros(2, dtype=torch.long), *example), work / "step.onnx",
+                              input_names=["token", *state["names"]], output_names=outputs, dynamic_axes=axes,
+                              dynamo=False)
+        network.train(was_training)
+        write_meta(work, model_name, vocab, state, max_len, share, ngram, STEP_FILE.format(inputs=inputs), folder,
+                   out, val)
+    return Path(out)
+
+
+def write_meta(work: Path, model_name, vocab, state, max_len, share, ngram, step_file, folder, out, val):
+    """makemore.json, the n-gram's ngram.json (if any) and README.md."""
+    meta = {"format": FORMAT, "model": model_name, "vocab": ["", *vocab.chars], "boundary": BOUNDARY,
+            "state": state, "sampling": {"max_len": max_len, "temperature": 1.0}, "share": share}
+    write_atomic(work / "makemore.json", json.dumps(meta, ensure_ascii=False))
+    if ngram is not None:
+        write_atomic(work / "ngram.json", json.dumps(ngram_tables(ngram)))
+    readme = EXPORT_README.format(
+        name=Path(out).name, run=folder, model=model_name, val="?" if val is None else f"{val:.4f}",
+        boundary=BOUNDARY, step_file=step_file, ngram_files="" if ngram is None else NGRAM_README.format(boundary=BOUNDARY))
+    write_atomic(work / "README.md", readme)
+
+
+def step_of(network):
+    """The step to export, example state tensors, the state's description (makemore.json) and the README's words
+    for it."""
+    if getattr(network.config, "cell", None) in RECURRENT:
+        config, cell = network.config, network.config.cell == "lstm"
+        names = ["state", "cell"] if cell else ["state"]
+        example = [torch.zeros(config.n_layers, 2, config.n_hidden)] * len(names)
+        state = {"kind": "recurrent", "n_layers": config.n_layers, "n_hidden": config.n_hidden, "names": names}
+        words = (f"`state` (n_layers, B, n_hidden) float32{' and `cell` of the same shape' if cell else ''}, zeros "
+                 f"at the start; `new_state`{' (and `new_cell`)' if cell else ''} out, to feed back")
+        return Step(network), example, state, words
+    if isinstance(network, WaveNet):
+        queues = [block.conv.empty_queue(2) for block in network.blocks]
+        names = [f"queue{k}" for k in range(len(queues))]
+        state = {"kind": "queues", "names": names, "shapes": [list(q.shape[1:]) for q in queues]}
+        words = (f"`queue0` ... `queue{len(queues) - 1}` float32, (B, span, channels) each, shapes {state['shapes']}, "
+                 "zeros at the start; `new_queue0` ... out, to feed back")
+        return QueueStep(network), queues, state, words
+    if isinstance(network, Transformer):
+        c = network.config
+        shape = [c.block_size, c.n_layers, 2 * c.n_embd]
+        state = {"kind": "kv", "names": ["position", "kv"], "kv": shape}
+        words = (f"`position` (1,) int64, 0 at the start, and `kv` (B, {', '.join(map(str, shape))}) float32, every "
+                 "block's keys and values of the positions before, zeros at the start; `new_position` and `new_kv` "
+                 f"out, to feed back (a word has at most {c.block_size - 1} characters)")
+        return TransformerStep(network), [torch.zeros(1, dtype=torch.long), torch.zeros(2, *shape)], state, words
+    start = network.config.block_size - 1
+    state = {"kind": "tokens", "start": start, "names": ["tokens"]}
+    words = (f"`tokens` (B, {start}) int64, the {start} characters written before `token`, boundary tokens "
+             f"before the word ({start} of them at the start); `new_tokens` out, to feed back")
+    return TokensStep(network), [torch.zeros(2, start, dtype=torch.long)], state, words
+
+
+@contextlib.contextmanager
+def new_folder(out):
+    """A temporary folder beside out, renamed to out (which must not exist) once written: all or nothing."""
     out = Path(out)
     if out.exists():
         raise UserError(f"export: {out} exists; give a new folder")
-    config = network.config
-    layers, hidden, cell = config.n_layers, config.n_hidden, model_name.startswith("lstm")
     parent = out.resolve().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -125,30 +272,7 @@ def export_onnx(model, model_name: str, vocab, folder: Path, out: Path, *, max_l
     except OSError as e:
         raise UserError(f"export: cannot write {out}: {e.strerror or e}") from None
     try:
-        was_training = network.training
-        network.eval()
-        state = [torch.zeros(layers, 2, hidden)] * (2 if cell else 1)
-        names = ["state", "cell"][: len(state)]
-        outputs = ["logprobs", *(f"new_{n}" for n in names)]
-        axes = {"token": {0: "batch"}, "logprobs": {0: "batch"},
-                **{n: {1: "batch"} for n in names}, **{f"new_{n}": {1: "batch"} for n in names}}
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the exporter's advice on batch sizes: the state is an input, as it asks
-            torch.onnx.export(Step(network).cpu(), (torch.zeros(2, dtype=torch.long), *state), work / "step.onnx",
-                              input_names=["token", *names], output_names=outputs, dynamic_axes=axes,
-                              dynamo=False)
-        network.train(was_training)
-        meta = {"format": FORMAT, "model": model_name, "vocab": ["", *vocab.chars], "boundary": BOUNDARY,
-                "state": {"n_layers": layers, "n_hidden": hidden, "names": names},
-                "sampling": {"max_len": max_len, "temperature": 1.0}, "share": share}
-        write_atomic(work / "makemore.json", json.dumps(meta, ensure_ascii=False))
-        if ngram is not None:
-            write_atomic(work / "ngram.json", json.dumps(ngram_tables(ngram)))
-        readme = EXPORT_README.format(
-            name=out.name, run=folder, model=model_name, val="?" if val is None else f"{val:.4f}", boundary=BOUNDARY,
-            cell_in=" and `cell` of the same shape" if cell else "", cell_out=" (and `new_cell`)" if cell else "",
-            ngram_files="" if ngram is None else NGRAM_README.format(boundary=BOUNDARY))
-        write_atomic(work / "README.md", readme)
+        yield work
         umask = os.umask(0)
         os.umask(umask)
         work.chmod(0o777 & ~umask)  # mkdtemp's is 0700: the folder a plain mkdir would make
@@ -156,4 +280,27 @@ def export_onnx(model, model_name: str, vocab, folder: Path, out: Path, *, max_l
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    return out
+
+
+def export_web(model, model_name: str, vocab, known, folder: Path, out: Path, *, max_len: int, val: float | None):
+    """Write out (which must not exist): a static page that generates and scores in the browser with no server.
+    model.js holds the network's weights (float32, base64), the n-gram's tables, the vocabulary and the list's
+    items (for "only new names"); makemore.js runs them (web/README.md)."""
+    network, ngram, share = network_of(model, model_name)
+    config = getattr(network, "config", None)
+    if getattr(config, "cell", None) not in RECURRENT:
+        raise UserError(f"export --web: the {model_name} family cannot be exported as a page yet (only "
+                        f"{', '.join(RECURRENT)} and the default recipe's gru+ngram)")
+    weights = {name: {"shape": list(t.shape), "data": base64.b64encode(t.detach().float().cpu().contiguous().numpy()
+                                                                        .astype("<f4").tobytes()).decode()}
+               for name, t in network.state_dict().items() if name.split(".")[0] in ("embedding", "rnn", "head")}
+    meta = {"format": WEB_FORMAT, "model": model_name, "run": str(folder), "val": val, "cell": config.cell,
+            "n_layers": config.n_layers, "n_hidden": config.n_hidden, "vocab": ["", *vocab.chars],
+            "boundary": BOUNDARY, "weights": weights, "share": share,
+            "ngram": None if ngram is None else ngram_tables(ngram), "known": sorted(known),
+            "sampling": {"max_len": max_len, "temperature": 1.0}}
+    with new_folder(out) as work:
+        write_atomic(work / "model.js", f"window.MAKEMORE_MODEL = {json.dumps(meta, ensure_ascii=False)};\n")
+        for page in WEB.iterdir():
+            shutil.copyfile(page, work / page.name)
+    return Path(out)

@@ -147,10 +147,13 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--out", type=Path, help="the run folder (default: runs/ensemble, numbered if taken)")
 
     p = sub.add_parser("export", help="a trained run outside Python: its step model as ONNX, its vocabulary and "
-                       "n-gram as JSON")
+                       "n-gram as JSON (--out); or a page that generates in the browser with no server (--web)")
     p.add_argument("run", type=Path)
-    p.add_argument("--format", choices=("onnx",), default="onnx")
-    p.add_argument("--out", type=Path, required=True, help="the export folder, which must not exist")
+    p.add_argument("--format", choices=("onnx",), default="onnx", help="the format of --out")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", type=Path, help="the export folder, which must not exist")
+    where.add_argument("--web", type=Path, metavar="DIR", help="a static page's folder, which must not exist: open "
+                                                                "its index.html from any static host or the disk")
 
     p = sub.add_parser("runs", help="a table of the runs in a folder, best val loss first: the losses of each run's "
                        "kept (best) model, its step, and the last val loss")

@@ -14,7 +14,7 @@ from makemore.data import Corpus, examples
 from makemore.distance import NearIndex
 from makemore.draw import SECONDS, Drawn, Sampler, default_max_len, draw
 from makemore.errors import ConfigError, UserError
-from makemore.export import export_onnx
+from makemore.export import export_onnx, export_web
 from makemore.lists import read_items
 from makemore.runfolder import CHECKPOINT, SUMMARY
 from makemore.sample import SAMPLING, Options
@@ -92,12 +92,15 @@ class Run:
                        seconds=seconds, logprobs=logprobs, on_names=on_names, far=far)
 
     def export(self, out, format: str = "onnx") -> Path:
-        """The run outside Python, in the folder out (new): its step model as ONNX and its vocabulary, sampling
-        defaults and n-gram as JSON, with a README of the inputs and outputs (makemore.export)."""
-        if format != "onnx":
-            raise ConfigError("format", f"expected onnx, got {format!r}")
-        return export_onnx(self.model, self.model_name, self.vocab, self.folder, out,
-                           max_len=default_max_len(self.corpus.longest), val=self.summary.get("val_loss"))
+        """The run outside Python, in the folder out (new). format "onnx": its step model as ONNX and its
+        vocabulary, sampling defaults and n-gram as JSON, with a README of the inputs and outputs; "web": a static
+        page that generates and scores in the browser with no server (makemore.export)."""
+        settings = dict(max_len=default_max_len(self.corpus.longest), val=self.summary.get("val_loss"))
+        if format == "onnx":
+            return export_onnx(self.model, self.model_name, self.vocab, self.folder, out, **settings)
+        if format == "web":
+            return export_web(self.model, self.model_name, self.vocab, self.known(), self.folder, out, **settings)
+        raise ConfigError("format", f"expected onnx or web, got {format!r}")
 
     def near_index(self, cls: int | None, radius: int) -> NearIndex:
         """The index of the list's items (of one class) at an edit radius, made once."""

@@ -243,8 +243,25 @@ def work(sweep: Sweep, worker: int = 0):
             # be found stale by its heartbeat and queued again
             time.sleep(1)
             optuna.storages.fail_stale_trials(study)
+            fail_unborn(study, sweep.grace)
         else:
             study.optimize(objective, n_trials=1)
+
+
+def fail_unborn(study, grace: float):
+    """Trials killed as they were made, before their first value or heartbeat: Optuna's heartbeat never finds them
+    (it looks at heartbeats that stopped), so they would be 'running' for ever and a resumed sweep would wait on
+    them. One with no value this long after its start is failed (it has no values to run again)."""
+    from datetime import datetime
+
+    import optuna
+
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if not trial.params and (datetime.now() - trial.datetime_start).total_seconds() > grace:
+            try:
+                study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:  # another worker failed it first
+                pass
 
 
 def worker_main(sweep: Sweep, worker: int):

@@ -1,0 +1,262 @@
+// An exported makemore run in the browser, with no server and no library: the recurrent network's step (RNN, GRU
+// or LSTM, computed as torch computes it, in float64), the n-gram mixed in as the run mixes it, sampling with the
+// controls of `makemore sample`, and scores. It reads window.MAKEMORE_MODEL (model.js).
+"use strict";
+
+const FORMAT = "makemore-web/1";
+
+function floats(base64) {
+  const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+  return new Float32Array(bytes.buffer); // little-endian float32, as written
+}
+
+// A problem with model.js in one line: a folder that is not this export, or one that was damaged. missing: the
+// script could not be read at all (a script that could, but did not run to its end, is damaged).
+function checkModel(m, missing = false) {
+  if (missing) return "no model.js here: this folder is not a makemore web export";
+  if (!m || typeof m !== "object") return "model.js is cut short or damaged (it did not define the model): export the run again";
+  if (m.format !== FORMAT) return `model.js is ${JSON.stringify(m.format)}, not ${FORMAT}: not a makemore web export this page reads`;
+  for (const key of ["cell", "n_layers", "n_hidden", "vocab", "boundary", "weights", "known", "sampling"]) {
+    if (m[key] === undefined || m[key] === null) return `model.js has no ${key}: the export is damaged`;
+  }
+  if (!["rnn", "gru", "lstm"].includes(m.cell)) return `model.js: unknown cell ${JSON.stringify(m.cell)}`;
+  return null;
+}
+
+class Model {
+  constructor(m, missing = false) {
+    const problem = checkModel(m, missing);
+    if (problem) throw new Error(problem);
+    this.meta = m;
+    this.V = m.vocab.length;
+    this.H = m.n_hidden;
+    this.L = m.n_layers;
+    this.cell = m.cell;
+    this.gates = { rnn: 1, gru: 3, lstm: 4 }[m.cell];
+    this.w = {};
+    for (const [name, t] of Object.entries(m.weights)) {
+      const data = floats(t.data);
+      if (data.length !== t.shape.reduce((a, b) => a * b, 1)) throw new Error(`model.js: the weights ${name} are damaged`);
+      this.w[name] = { shape: t.shape, data };
+    }
+    this.E = this.w["embedding.weight"].shape[1];
+    this.stoi = new Map(m.vocab.map((ch, i) => [ch, i]).filter(([, i]) => i !== m.boundary));
+    this.known = new Set(m.known);
+    this.share = m.share || 0;
+    this.ngram = m.ngram ? this.tables(m.ngram) : null;
+  }
+
+  // The n-gram's orders as maps: the context's tokens -> {counts: Map(next -> count), total, kinds}.
+  tables(ngram) {
+    const orders = ngram.orders.map((rows, k) => {
+      const map = new Map();
+      for (const row of rows) {
+        const key = row.slice(0, k).join(",");
+        let entry = map.get(key);
+        if (!entry) map.set(key, (entry = { counts: new Map(), total: 0, kinds: 0 }));
+        entry.counts.set(row[k], row[k + 1]);
+        entry.total += row[k + 1];
+        entry.kinds += 1;
+      }
+      return map;
+    });
+    return { context: ngram.context, discount: ngram.discount, orders };
+  }
+
+  zeroState() {
+    const layer = () => new Float64Array(this.H);
+    return { h: Array.from({ length: this.L }, layer), c: this.cell === "lstm" ? Array.from({ length: this.L }, layer) : null };
+  }
+
+  // out[i] = b1[i] + b2[i] + sum_j W[i, j] x[j] for the rows of W (rows x cols, row-major)
+  affine(name, x, rows) {
+    const W = this.w[name].data, cols = x.length, out = new Float64Array(rows);
+    for (let i = 0; i < rows; i++) {
+      let s = 0;
+      const base = i * cols;
+      for (let j = 0; j < cols; j++) s += W[base + j] * x[j];
+      out[i] = s;
+    }
+    return out;
+  }
+
+  // One step of the network: (token, state) -> [log-probabilities of the next character, new state]
+  step(token, state) {
+    const H = this.H, E = this.E, sig = (v) => 1 / (1 + Math.exp(-v));
+    let x = Float64Array.from(this.w["embedding.weight"].data.subarray(token * E, (token + 1) * E));
+    const next = { h: [], c: state.c ? [] : null };
+    for (let l = 0; l < this.L; l++) {
+      const gi = this.affine(`rnn.weight_ih_l${l}`, x, this.gates * H), gh = this.affine(`rnn.weight_hh_l${l}`, state.h[l], this.gates * H);
+      const bi = this.w[`rnn.bias_ih_l${l}`].data, bh = this.w[`rnn.bias_hh_l${l}`].data, h = new Float64Array(H);
+      if (this.cell === "rnn") {
+        for (let i = 0; i < H; i++) h[i] = Math.tanh(gi[i] + bi[i] + gh[i] + bh[i]);
+      } else if (this.cell === "gru") { // gates r, z, n; n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
+        for (let i = 0; i < H; i++) {
+          const r = sig(gi[i] + bi[i] + gh[i] + bh[i]), z = sig(gi[H + i] + bi[H + i] + gh[H + i] + bh[H + i]);
+          const n = Math.tanh(gi[2 * H + i] + bi[2 * H + i] + r * (gh[2 * H + i] + bh[2 * H + i]));
+          h[i] = (1 - z) * n + z * state.h[l][i];
+        }
+      } else { // gates i, f, g, o
+        const c = new Float64Array(H);
+        for (let i = 0; i < H; i++) {
+          const a = (k) => gi[k * H + i] + bi[k * H + i] + gh[k * H + i] + bh[k * H + i];
+          c[i] = sig(a(1)) * state.c[l][i] + sig(a(0)) * Math.tanh(a(2));
+          h[i] = sig(a(3)) * Math.tanh(c[i]);
+        }
+        next.c.push(c);
+      }
+      next.h.push(h);
+      x = h;
+    }
+    const logits = this.affine("head.weight", x, this.V), b = this.w["head.bias"].data;
+    for (let i = 0; i < this.V; i++) logits[i] += b[i];
+    return [logSoftmax(logits), next];
+  }
+
+  // The n-gram's next-character distribution after history (the tokens written): interpolated Kneser-Ney
+  ngramProbs(history) {
+    const { context, discount: D, orders } = this.ngram, V = this.V;
+    const window = [...new Array(context).fill(this.meta.boundary), ...history].slice(history.length);
+    let p = new Float64Array(V).fill(1 / V);
+    for (let k = 0; k <= context; k++) {
+      const entry = orders[k].get(window.slice(context - k).join(","));
+      if (!entry) continue;
+      const q = new Float64Array(V);
+      for (let w = 0; w < V; w++) q[w] = (D * entry.kinds * p[w]) / entry.total;
+      for (const [w, count] of entry.counts) q[w] += Math.max(count - D, 0) / entry.total;
+      p = q;
+    }
+    return p;
+  }
+
+  // The run's next-character log-probabilities: the network's, with the n-gram mixed in at its share
+  next(token, state, history) {
+    const [logp, newState] = this.step(token, state);
+    if (!this.ngram) return [logp, newState];
+    const p = this.ngramProbs(history), s = this.share;
+    return [logp.map((l, w) => Math.log((1 - s) * Math.exp(l) + s * p[w])), newState];
+  }
+
+  encode(word) {
+    const tokens = [];
+    for (const ch of word) {
+      if (!this.stoi.has(ch)) throw new Error(`character ${JSON.stringify(ch)} of ${JSON.stringify(word)} is not in the model's vocabulary`);
+      tokens.push(this.stoi.get(ch));
+    }
+    return tokens;
+  }
+
+  // A word's log-probability and the surprisal (-log p) of each character and of the end, as makemore score
+  score(word) {
+    const tokens = [...this.encode(word), this.meta.boundary], surprisal = [];
+    let state = this.zeroState(), last = this.meta.boundary, history = [], logprob = 0;
+    for (const t of tokens) {
+      const [logp, next] = this.next(last, state, history);
+      surprisal.push(-logp[t]);
+      logprob += logp[t];
+      state = next;
+      last = t;
+      history.push(t);
+    }
+    return { word, logprob, mean: logprob / tokens.length, surprisal };
+  }
+
+  // One name drawn with the options, or null (longer than max_len). Options: temperature, top_k, top_p, prefix,
+  // min_len, max_len; random() gives uniform numbers in [0, 1).
+  draw(o, random) {
+    const B = this.meta.boundary, prefix = this.encode(o.prefix || ""), maxLen = o.max_len ?? this.meta.sampling.max_len;
+    let state = this.zeroState(), last = B, history = [], logprob = 0;
+    for (let t = 0; t <= maxLen; t++) {
+      const [logp, next] = this.next(last, state, history);
+      let ix;
+      if (t < prefix.length) ix = prefix[t];
+      else {
+        const masked = Float64Array.from(logp);
+        if (t < (o.min_len || 0)) masked[B] = -Infinity;
+        ix = pick(masked, o.temperature ?? 1, o.top_k, o.top_p, random);
+      }
+      logprob += logp[ix];
+      if (ix === B) return { name: history.map((i) => this.meta.vocab[i]).join(""), logprob };
+      if (t >= maxLen) return null; // a character past max_len: drawn again, not cut
+      state = next;
+      last = ix;
+      history.push(ix);
+    }
+    return null;
+  }
+
+  // n names that pass the filters (only new names, each once), drawn until found or `seconds` pass
+  generate(n, o, random, seconds = 5) {
+    const names = [], seen = new Set(), until = performance.now() + 1000 * seconds;
+    let drawn = 0;
+    while (names.length < n && performance.now() < until) {
+      const got = this.draw(o, random);
+      drawn++;
+      if (!got || (got.name.length < (o.min_len || 0))) continue;
+      if (o.novel_only && this.known.has(got.name)) continue;
+      if (o.unique && seen.has(got.name)) continue;
+      seen.add(got.name);
+      names.push(got);
+    }
+    return { names, drawn, complete: names.length === n };
+  }
+}
+
+function logSoftmax(x) {
+  let max = -Infinity;
+  for (const v of x) max = Math.max(max, v);
+  let sum = 0;
+  for (const v of x) sum += Math.exp(v - max);
+  const log = max + Math.log(sum);
+  return x.map((v) => v - log);
+}
+
+// A character from log-probabilities, with temperature, then top-k, then top-p (nucleus) as makemore applies them
+function pick(logp, temperature, topK, topP, random) {
+  const V = logp.length, order = [...logp.keys()].sort((a, b) => logp[b] - logp[a]);
+  const keep = new Uint8Array(V);
+  const k = topK ? Math.min(topK, V) : V;
+  const kth = logp[order[k - 1]];
+  for (let i = 0; i < V; i++) keep[i] = logp[i] >= kth && logp[i] > -Infinity ? 1 : 0;
+  const scaled = logp.map((l, i) => (keep[i] ? l / temperature : -Infinity));
+  let probs = softmax(scaled);
+  if (topP != null && topP < 1) { // the likeliest characters whose mass reaches top_p; the first always stays
+    let mass = 0;
+    const nucleus = new Uint8Array(V);
+    for (const i of order) {
+      if (mass >= topP) break;
+      if (!keep[i]) continue;
+      nucleus[i] = 1;
+      mass += probs[i];
+    }
+    probs = softmax(scaled.map((l, i) => (nucleus[i] ? l : -Infinity)));
+  }
+  let u = random(), i = 0;
+  for (; i < V - 1; i++) {
+    if (u < probs[i]) break;
+    u -= probs[i];
+  }
+  while (probs[i] === 0) i--; // rounding at the top: the last possible character
+  return i;
+}
+
+function softmax(x) {
+  let max = -Infinity;
+  for (const v of x) max = Math.max(max, v);
+  const e = x.map((v) => (v === -Infinity ? 0 : Math.exp(v - max)));
+  const sum = e.reduce((a, b) => a + b, 0);
+  return e.map((v) => v / sum);
+}
+
+// A seeded generator (mulberry32): the same seed gives the same names
+function seeded(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+window.makemore = { Model, checkModel, seeded, FORMAT };
