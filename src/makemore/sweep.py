@@ -151,7 +151,10 @@ def open_study(sweep: Sweep, config: dict, params: list[Param], create: bool = F
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
             break
         except Exception as e:  # a malformed URL, a missing driver, a server that does not answer
-            if type(e).__name__ == "IntegrityError" and attempt < 4:  # another machine made the tables just now
+            # another machine made the tables just now: a row (IntegrityError) or, on PostgreSQL, a type of the
+            # schema (ProgrammingError: DuplicateObject) it made first
+            raced = type(e).__name__ == "IntegrityError" or "already exists" in str(e)
+            if raced and attempt < 4:
                 time.sleep(1 + attempt)
                 continue
             raise ConfigError("storage", f"cannot open {shown(sweep.storage)} ({type(e).__name__}: "
