@@ -215,14 +215,3 @@ def serving(run, *flags):
         proc.terminate()
         proc.wait(timeout=30)
 
-
-
-# The slowest tests start processes (trainings, servers, sweeps, torchrun). `--dist worksteal` gives each worker
-# half of the collected tests and lets an idle one take from the other's end: collected first, these run on one
-# worker, one at a time, beside the other's quick tests, and leave no long test for the end.
-FIRST = ["test_sweep.py", "test_workspace.py", "test_distributed.py", "test_reliability.py"]
-
-
-def pytest_collection_modifyitems(items):
-    rank = {name: k for k, name in enumerate(FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(FIRST)))  # stable: each file's own order kept
