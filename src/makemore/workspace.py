@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 from makemore.config import presets
@@ -294,10 +293,3 @@ class Workspace:
                 process.wait(seconds)
             except subprocess.TimeoutExpired:
                 process.kill()
-
-    def wait(self, seconds: float = 600) -> None:
-        """Until the queue is empty and nothing trains (for tests and scripts)."""
-        deadline = time.monotonic() + seconds
-        with self.lock:
-            while (self.queue or self.current) and time.monotonic() < deadline:
-                self.lock.wait(0.1)
