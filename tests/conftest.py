@@ -36,6 +36,17 @@ from makemore.data import Corpus, Vocab, examples  # noqa: E402
 from makemore.train import Trainer  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def keeps_torchs_threads():
+    """A test that leaves torch on more threads than it found slows every later test of its worker: two workers
+    of two threads each on two cores ran the lecture's equality tests 10x slower (87 s for 8)."""
+    threads = torch.get_num_threads()
+    yield
+    leaked = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    assert leaked == threads, f"the test left torch on {leaked} threads, not {threads}"
+
+
 @pytest.fixture(scope="session")
 def names():
     """The names data set, from MAKEMORE_DATA (../shared/data in CI) or the download cache."""

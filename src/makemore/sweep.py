@@ -184,9 +184,7 @@ def work(sweep: Sweep, worker: int = 0):
     """One worker: trials until the study has sweep.trials finished ones. Several run side by side, here or on
     other machines sharing the storage."""
     import optuna
-    import torch
 
-    torch.set_num_threads(sweep.threads)
     config = read_config(sweep.config_path)
     spec = resolve_run(config, sweep.config_path)
     params = read_space(sweep.space_path, spec.model_name)
@@ -271,6 +269,9 @@ def worker_main(sweep: Sweep, worker: int):
     """A spawned worker's entry: a one-line message rather than a traceback."""
     import sys
 
+    import torch
+
+    torch.set_num_threads(sweep.threads)  # this process's share of the cores; one worker alone keeps its caller's
     try:
         work(sweep, worker)
     except UserError as e:
