@@ -33,7 +33,6 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 import torch
-import torch._dynamo  # noqa: F401  torch.optim's first use imports it (1.3 s on 2 CPU cores): an import, not training
 
 import makemore
 from makemore import models

@@ -93,7 +93,7 @@ def test_nothing_imports_the_command_line():
 
 # Every module's floor: it imports from its own floor and the ones below, never above. A new module is given one here.
 FLOORS = [
-    ["errors", "files", "ranks", "scratch"],  # nothing of the package
+    ["errors", "files", "ranks", "scratch", "optim"],  # nothing of the package
     ["fields", "lists", "data", "pattern", "distance", "plots", "callbacks", "jax", "models", "models.*"],  # lists and models
     ["config"],  # fields, presets, TOML files, a run's description
     ["auto", "recipes"],  # the default recipe; resolving what a run is
@@ -127,6 +127,13 @@ def test_the_floors_are_checked():
 def test_no_module_is_over_400_lines():
     long = {p.name: n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400}
     assert long == {}
+
+
+def test_the_readmes_layout_names_every_module():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    layout = text.split("\n## Layout\n", 1)[1].split("\n## ", 1)[0]
+    modules = [p.name for p in PACKAGE.glob("*.py") if not p.name.startswith("__")]
+    assert [name for name in modules if f"  {name} " not in layout] == []
 
 
 def readme_python_example() -> str:

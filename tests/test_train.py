@@ -1,9 +1,15 @@
+import copy
+import io
+import subprocess
+import sys
+
 import pytest
 import torch
 
 from makemore import models
 from makemore.config import TrainConfig
 from makemore.data import Vocab, build_windows, lecture_split
+from makemore.optim import AdamW
 from makemore.train import Trainer, evaluate
 
 import lecture_loop
@@ -71,3 +77,62 @@ def test_same_seed_same_run_different_seed_different_run():
 
     assert run(1) == run(1)
     assert run(1) != run(2)
+
+
+def adamw_pair():
+    """The same small model twice, with one parameter that never gets a gradient (it must keep no state)."""
+    torch.manual_seed(3)
+    a = torch.nn.Sequential(torch.nn.Embedding(11, 6), torch.nn.Linear(6, 11), torch.nn.Linear(4, 4))
+    b = copy.deepcopy(a)
+    return a, b
+
+
+def adamw_steps(model, optimizer, steps, seed):
+    g = torch.Generator().manual_seed(seed)
+    for k in range(steps):
+        idx = torch.randint(0, 11, (8,), generator=g)
+        loss = torch.nn.functional.cross_entropy(model[1](model[0](idx)), torch.randint(0, 11, (8,), generator=g))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        for group in optimizer.param_groups:
+            group["lr"] = 0.03 * (1 - k / (2 * steps))  # as the schedule sets it before each step
+        optimizer.step()
+
+
+def test_adamw_equals_torchs_fused_adamw_bit_for_bit_and_their_states_load_into_each_other():
+    ours, theirs = adamw_pair()
+    opt_ours = AdamW(ours.parameters(), lr=0.03, weight_decay=0.1)
+    opt_theirs = torch.optim.AdamW(theirs.parameters(), lr=0.03, weight_decay=0.1, fused=True)
+    adamw_steps(ours, opt_ours, 20, seed=0)
+    adamw_steps(theirs, opt_theirs, 20, seed=0)
+    for a, b in zip(ours.parameters(), theirs.parameters()):
+        assert torch.equal(a, b)
+    assert len(opt_ours.state) == 3  # the embedding and the first Linear; the unused Linear(4, 4) has none
+    # swapped: torch's state goes on in ours and ours in torch's, through a save to bytes as in a checkpoint
+    saved = {}
+    for name, opt in (("ours", opt_ours), ("theirs", opt_theirs)):
+        buffer = io.BytesIO()
+        torch.save(opt.state_dict(), buffer)
+        saved[name] = torch.load(io.BytesIO(buffer.getvalue()))
+    opt_ours, opt_theirs = AdamW(ours.parameters()), torch.optim.AdamW(theirs.parameters(), fused=True)
+    opt_ours.load_state_dict(saved["theirs"])
+    opt_theirs.load_state_dict(saved["ours"])
+    adamw_steps(ours, opt_ours, 10, seed=1)
+    adamw_steps(theirs, opt_theirs, 10, seed=1)
+    for a, b in zip(ours.parameters(), theirs.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_training_does_not_import_torchs_compiler():
+    """torch.optim's methods import torch._dynamo on first use: 3 s of CPU in every training process."""
+    code = ("import sys, torch; from makemore import models; from makemore.config import TrainConfig; "
+            "from makemore.data import build_windows, Vocab; from makemore.train import Trainer\n"
+            "vocab = Vocab.from_items(['anna', 'bob']); data = build_windows(['anna', 'bob'], vocab, 3)\n"
+            "for optimizer in ('adamw', 'sgd'):\n"
+            "    model = models.build('mlp', models.make_config('mlp', vocab_size=vocab.size))\n"
+            "    cfg = TrainConfig(steps=3, optimizer=optimizer, eval_every=2)\n"
+            "    Trainer(model, cfg, data, data, torch.Generator().manual_seed(0), torch.device('cpu')).run()\n"
+            "print('torch._dynamo' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"

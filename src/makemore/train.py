@@ -1,4 +1,4 @@
-"""Training in PyTorch: the optimizers, batches, whole-split evaluation, and the Trainer, alone or as one of
+"""Training in PyTorch: batches, whole-split evaluation, and the Trainer (optimizers in optim.py), alone or as one of
 torchrun's processes (DistributedDataParallel)."""
 
 from __future__ import annotations
@@ -13,34 +13,18 @@ from makemore.data import IGNORE
 from makemore.errors import ConfigError
 from makemore.loop import Loop, clone_state
 from makemore.models.base import evaluating
+from makemore.optim import AdamW, LectureSGD, Optimizer
 from makemore.ranks import Ranks, join_ranks, leave_ranks
 from makemore.scratch import BatchNorm1d
 
 
-class LectureSGD(torch.optim.Optimizer):
-    """Plain SGD written as the lecture writes it, p += -lr * grad: the product is rounded before the sum,
-    which torch.optim.SGD's fused p.add_(grad, alpha=-lr) does not do, so only this reproduces its digits."""
-
-    def __init__(self, params, lr: float, weight_decay: float = 0.0):
-        super().__init__(params, dict(lr=lr, weight_decay=weight_decay))
-
-    @torch.no_grad()
-    def step(self):
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            grads = [p.grad for p in params]
-            if group["weight_decay"]:
-                grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
-            torch._foreach_add_(params, torch._foreach_mul(grads, -group["lr"]))
-
-
-def build_optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer | None:
+def build_optimizer(model, cfg: TrainConfig) -> Optimizer | None:
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         return None  # estimated in closed form (bigram)
     if cfg.optimizer == "sgd":
         return LectureSGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)  # one kernel: 5x on CPU
+    return AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 @torch.no_grad()
