@@ -37,13 +37,10 @@ def weights(folder):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model, options", [
-    ("lstm", ["--n-embd", 8, "--n-hidden", 24]),
-    ("mlp", ["--context", 3, "--n-embd", 6, "--n-hidden", 32]),  # windows: one target per row
-])
-def test_torchrun_matches_one_process(tmp_path, word_file, model, options):
-    common = [word_file, "--model", model, *options, "--steps", 150, "--batch-size", 32, "--optimizer", "adamw",
-              "--lr", 0.01, "--schedule", "cosine", "--eval-every", 50, "--samples", 3, "--device", "cpu"]
+def test_torchrun_matches_one_process(tmp_path, word_file):
+    """The command line under torchrun: whole items, split between the ranks (windows are in the spawned test)."""
+    common = [word_file, "--model", "lstm", "--n-embd", 8, "--n-hidden", 24, "--steps", 150, "--batch-size", 32,
+              "--optimizer", "adamw", "--lr", 0.01, "--schedule", "cosine", "--eval-every", 50, "--samples", 3, "--device", "cpu"]
     assert main(["train", *map(str, common), "--out", str(tmp_path / "one")]) == 0  # one process: this one
     two = torchrun("train", *common, "--out", tmp_path / "two")
     assert two.returncode == 0, two.stderr
@@ -71,10 +68,18 @@ def test_batch_must_split_evenly():
     assert refused.value.field == "batch_size" and "33 is not a multiple of the 2 processes" in str(refused.value)
 
 
+# windows (one target per row) with a cosine schedule: the global batch of 32, split 16 + 16 under DDP
+WINDOWS = "mlp", dict(block_size=3, n_embd=6, n_hidden=32)
+WINDOWS_CFG = TrainConfig(steps=150, batch_size=32, eval_every=50, log_every=50, device="cpu", optimizer="adamw",
+                          lr=0.01, schedule="cosine")
+
+
 def train_under_ddp(rank, port, folder, result_file):
-    """One of 2 spawned ranks: an uninterrupted run, a run killed after its step-40 checkpoint, and its resume."""
+    """One of 2 spawned ranks: the windowed run, then an uninterrupted run, a run killed after its step-40
+    checkpoint, and its resume."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
+    windows = train_into(folder / "windows", make_trainer(CORPUS, *WINDOWS, WINDOWS_CFG), WINDOWS[0]).last_eval
 
     name, options = "wavenet", dict(block_size=16, n_embd=8, n_skip=16, dropout=0.2)  # dropout: per-rank RNG resumes
     cfg = TrainConfig(steps=60, batch_size=16, eval_every=20, log_every=10, device="cpu", optimizer="adamw", lr=0.01)
@@ -84,7 +89,7 @@ def train_under_ddp(rank, port, folder, result_file):
     torch.manual_seed(1234 + rank)  # a resumed process starts with other random state: the checkpoint restores it
     trainer = train_into(folder / "killed", resume_trainer(load_run(folder / "killed")), name)
     if rank == 0:
-        result_file.write_text(json.dumps({"whole": whole, "resumed": trainer.last_eval}))
+        result_file.write_text(json.dumps({"whole": whole, "resumed": trainer.last_eval, "windows": windows}))
     trainer.leave_ranks()  # the library's way out, with its trainer alive, as after `makemore train`: a barrier first
     # (rank 1 tearing its group down alone aborted once in CI), and the group is gone with its threads even though
     # the trainer is not: gloo threads still running as a process exited aborted it in CI, and a group left to the
@@ -94,10 +99,16 @@ def train_under_ddp(rank, port, folder, result_file):
 
 
 @pytest.mark.slow
-def test_resume_under_ddp_equals_uninterrupted(tmp_path):
+def test_ddp_trains_windows_as_one_process_and_resumes_exactly(tmp_path):
     result_file = tmp_path / "result.json"
     mp.spawn(train_under_ddp, args=(free_port(), tmp_path, result_file), nprocs=2, join=True)
     result = json.loads(result_file.read_text())
+    one = train_into(tmp_path / "windows-one", make_trainer(CORPUS, *WINDOWS, WINDOWS_CFG), WINDOWS[0]).last_eval
+    for key in ("train_loss", "val_loss"):
+        assert abs(one[key] - result["windows"][key]) < TOLERANCE, (key, one, result["windows"])
+    w1, w2 = weights(tmp_path / "windows-one"), weights(tmp_path / "windows")
+    for key in w1:
+        torch.testing.assert_close(w1[key], w2[key], atol=TOLERANCE, rtol=TOLERANCE)
     assert result["resumed"] == result["whole"]
     a, b = weights(tmp_path / "whole"), weights(tmp_path / "killed")
     for key in a:

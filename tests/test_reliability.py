@@ -60,17 +60,17 @@ def same_weights(a, b):
 
 @pytest.mark.slow
 def test_a_run_killed_at_a_random_moment_resumes_to_the_uninterrupted_weights(tmp_path, word_file):
-    """SIGKILL at a random moment, with checkpoints every 0.2 s between evaluations 300 steps apart: the resumed
+    """SIGKILL at a random moment, with checkpoints every 0.2 s between evaluations 200 steps apart: the resumed
     run ends with the uninterrupted run's last weights, its summary and its metrics."""
-    args = [word_file, *FLAGS, "--steps", 800, "--eval-every", 300, "--log-every", 100, "--checkpoint-every", 0.2]
+    args = [word_file, *FLAGS, "--steps", 500, "--eval-every", 200, "--log-every", 100, "--checkpoint-every", 0.2]
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     assert cli("train", *args, "--out", whole).returncode == 0
     proc = started([*args, "--out", killed], killed)
-    time.sleep(random.Random(int(time.time())).uniform(0.1, 0.8))
+    time.sleep(random.Random(int(time.time())).uniform(0.1, 0.6))
     proc.kill()
     proc.communicate()
     step = load_run(killed).state["step"]
-    assert 0 < step < 800, "killed before its first checkpoint or after the end"
+    assert 0 < step < 500, "killed before its first checkpoint or after the end"
     result = cli("train", "--resume", killed, "--samples", 0)
     assert result.returncode == 0, result.stderr
     assert f"resuming {killed} at step {step:,}" in result.stdout
@@ -80,13 +80,13 @@ def test_a_run_killed_at_a_random_moment_resumes_to_the_uninterrupted_weights(tm
     assert lines[0] == lines[1]
     assert strict_json((whole / "summary.json").read_text())["val_loss"] == \
         strict_json((killed / "summary.json").read_text())["val_loss"]
-    assert_one_line_error(cli("train", "--resume", killed), "the run is complete (800 of 800 steps)")
+    assert_one_line_error(cli("train", "--resume", killed), "the run is complete (500 of 500 steps)")
     assert_one_line_error(cli("train", word_file, "--resume", killed), "--resume: the run folder holds its data")
 
 
 @pytest.mark.slow
 def test_sigterm_saves_the_step_and_says_how_to_go_on(tmp_path, word_file):
-    args = [word_file, *FLAGS, "--steps", 800, "--eval-every", 800, "--checkpoint-every", 0]  # no checkpoint before
+    args = [word_file, *FLAGS, "--steps", 500, "--eval-every", 500, "--checkpoint-every", 0]  # no checkpoint before
     whole, stopped = tmp_path / "whole", tmp_path / "stopped"
     assert cli("train", *args, "--out", whole).returncode == 0
     proc = started([*args, "--out", stopped], stopped, until=lambda f: (f / "config.json").exists())

@@ -290,7 +290,8 @@ def test_two_machines_share_one_study_through_postgresql(tmp_path, sweep_files, 
     """Two sweeps with their own folders (as two machines would have) and one --storage URL: they split the
     trials between them, and the study ends with the trials asked for. (Several workers on one machine share a
     storage as two machines do: test_two_workers_... runs them, on SQLite.)"""
-    base, space = sweep_files()
+    base, space = sweep_files(steps=400, eval_every=100)  # trials long enough that the second machine gets one:
+    # of 60 steps, the first ran all 4 while the second, which had lost the race to make the schema, waited 1 s
     common = ["--config", base, "--space", space, "--trials", 4, "--workers", 1, "--storage", postgres_url,
               "--study", "shared"]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
