@@ -102,6 +102,35 @@ def test_sigterm_saves_the_step_and_says_how_to_go_on(tmp_path, word_file):
     assert same_weights(whole, stopped)
 
 
+def test_a_run_folder_is_trained_by_one_process_at_a_time(tmp_path, word_file):
+    """While a process trains a folder, another training of it (a resume from a second terminal, from the
+    workspace) is refused in one line naming that process; once it lets go, however it ended, the folder trains."""
+    from makemore.runfolder import FolderLock, training_pid
+
+    settings = dict(n_embd=8, n_hidden=16, steps=30, eval_every=10, checkpoint_every=0)
+    folder = tmp_path / "run"
+
+    def press(trainer, event):
+        if event == "step" and trainer.step == 12:
+            assert training_pid(folder) == os.getpid()  # held while it trains
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        makemore.train(word_file, out=folder, verbose=False, callbacks=[press], **settings)
+    assert training_pid(folder) is None  # let go though the training raised
+    other = FolderLock(folder)  # another process's training, as the lock sees it: another open file
+    other.acquire()
+    try:
+        assert training_pid(folder) == os.getpid()
+        assert_one_line_error(cli("train", "--resume", folder, "--samples", 0),
+                              f"process {os.getpid()} is training this run")
+        with pytest.raises(makemore.UserError, match="is training this run"):
+            makemore.resume(folder)
+    finally:
+        other.release()
+    assert cli("train", "--resume", folder, "--samples", 0).returncode == 0
+
+
 def test_sigint_stops_after_the_step_with_a_checkpoint(tmp_path, word_file):
     """Ctrl-C in the middle of a training (the library's path, in this process): the run stops after that step with
     a checkpoint of it, raising a KeyboardInterrupt that says which signal; resumed, it ends as the whole run."""

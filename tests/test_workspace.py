@@ -142,6 +142,16 @@ def test_a_folder_of_runs_is_a_workspace(tmp_path, tiny_run):
     runs = {r["name"]: r for r in client.get("/api/runs").json()["runs"]}
     assert runs["tiny"]["state"] == "done" and runs["tiny"]["val_loss"] == summary["val_loss"]
     assert runs["unfinished"]["state"] == "stopped" and runs["unfinished"]["resumable"]
+    from makemore.runfolder import FolderLock
+
+    terminal = FolderLock(unfinished)  # a makemore train --resume in a terminal, as the workspace sees it
+    terminal.acquire()
+    busy = client.get("/api/runs/unfinished").json()
+    assert busy["state"] == "busy" and busy["pid"] == os.getpid() and not busy["resumable"]
+    refused = client.post("/api/runs/unfinished/resume")
+    assert refused.status_code == 409 and "busy" in refused.json()["error"]
+    terminal.release()
+    assert client.get("/api/runs/unfinished").json()["state"] == "stopped"
     assert client.get("/api/runs/tiny").json()["curve"][-1]["step"] == 40
 
     names = client.post("/api/runs/tiny/generate", json={"n": 20, "seed": 3, "prefix": "a"}).json()["names"]

@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no lock
+    fcntl = None
 
 from makemore import checkpoint, models
 from makemore.data import Corpus
@@ -19,7 +25,57 @@ METRICS = "metrics.jsonl"  # a line per log and per evaluation
 SUMMARY = "summary.json"  # the run at a glance: its kept model's losses, why it stopped, its time
 RECIPE = "recipe.json"  # an ensemble recipe's members, until they are mixed
 PLOT = "loss.png"
+LOCK = ".training"  # held by the process that trains the run (FolderLock)
 RUN_FILES = (CHECKPOINT, CONFIG, METRICS, SUMMARY, RECIPE)
+
+
+class FolderLock:
+    """The run folder's lock while a process trains it: flock on RUN/.training, which holds that process's pid.
+    A second training of the same folder (a resume from another terminal, or from the workspace's page) is
+    refused with a line, instead of two processes overwriting one checkpoint. The system lets go of it when the
+    process ends, however it ends (kill -9 included): a lock file left behind holds nothing."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.file = Path(folder), None
+
+    def acquire(self):
+        if fcntl is None:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        file = open(self.folder / LOCK, "a+")
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            file.seek(0)
+            pid = file.read().strip()
+            file.close()
+            raise UserError(f"{self.folder}: process {pid or '?'} is training this run; wait for it to end, or stop "
+                            "it, before training it again") from None
+        file.seek(0)
+        file.truncate()
+        file.write(str(os.getpid()))
+        file.flush()
+        self.file = file
+
+    def release(self):
+        if self.file is not None:
+            self.file.close()  # closing lets go of the lock
+            self.file = None
+
+
+def training_pid(folder: Path) -> int | None:
+    """The pid of the process training the run folder now, if one is (None where nothing holds its lock)."""
+    if fcntl is None or not (Path(folder) / LOCK).exists():
+        return None
+    try:
+        with open(Path(folder) / LOCK) as file:
+            try:
+                fcntl.flock(file, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return int(file.read().strip() or 0) or None
+            return None
+    except (OSError, ValueError):
+        return None
 
 
 class RunWriter:

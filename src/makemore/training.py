@@ -23,7 +23,7 @@ from makemore.files import write_json
 from makemore.loop import clone_state
 from makemore.ranks import world_size
 from makemore.run import Run, load_run
-from makemore.runfolder import CHECKPOINT, RECIPE, RunWriter, new_run_folder
+from makemore.runfolder import CHECKPOINT, RECIPE, FolderLock, RunWriter, new_run_folder
 from makemore.train import evaluate
 from makemore.trainers import finished, make_trainer, resume_trainer
 
@@ -39,7 +39,9 @@ class Training:
         self.changed: dict = {}  # a resumed run's settings that changed: name -> (before, now)
         self.writer = RunWriter(self.folder, corpus.source, model_name, corpus, plot=plot, note=note) \
             if trainer.ranks.lead else None
+        self.lock = FolderLock(self.folder)  # until run() ends: one process trains a folder at a time
         if self.writer:
+            self.lock.acquire()
             self.writer.start(trainer)
 
     @classmethod
@@ -79,27 +81,30 @@ class Training:
         what it trains, and a progress bar. SIGINT and SIGTERM stop it after a step, with a checkpoint
         (loop.Interrupted, a KeyboardInterrupt); a diverged run ends with Diverged, its last checkpoint kept."""
         t, lead = self.trainer, self.trainer.ranks.lead
-        for fn in ([self.writer] if self.writer else []) + list(callbacks):
-            t.add_callback(fn)
-        bar, ended = None, False
         try:
-            if verbose and lead:
-                print("\n".join(self.describe()), flush=True)
-                if t.optimizer is not None:  # a counted model has no steps to show
-                    bar = ProgressBar(t)
-                    t.add_callback(bar)
-            with stopped_by_signals(t):
-                t.run()
-            ended = True
-        except Diverged as e:
-            saved = self.writer.saved_step if self.writer else None
-            kept = f"step {saved:,}'s checkpoint in {self.folder} is kept" if saved else "no checkpoint was written"
-            raise Diverged(e.field, f"{e.message}; {kept}") from None
-        finally:
-            if bar:
-                bar.close(keep=ended or isinstance(sys.exc_info()[1], KeyboardInterrupt))
-            t.leave_ranks()
-        return self.trained() if lead else None
+            for fn in ([self.writer] if self.writer else []) + list(callbacks):
+                t.add_callback(fn)
+            bar, ended = None, False
+            try:
+                if verbose and lead:
+                    print("\n".join(self.describe()), flush=True)
+                    if t.optimizer is not None:  # a counted model has no steps to show
+                        bar = ProgressBar(t)
+                        t.add_callback(bar)
+                with stopped_by_signals(t):
+                    t.run()
+                ended = True
+            except Diverged as e:
+                saved = self.writer.saved_step if self.writer else None
+                kept = f"step {saved:,}'s checkpoint in {self.folder} is kept" if saved else "no checkpoint was written"
+                raise Diverged(e.field, f"{e.message}; {kept}") from None
+            finally:
+                if bar:
+                    bar.close(keep=ended or isinstance(sys.exc_info()[1], KeyboardInterrupt))
+                t.leave_ranks()
+            return self.trained() if lead else None
+        finally:  # however it ends: the folder is free for the next training
+            self.lock.release()
 
     def trained(self) -> Run:
         """The run as it ends: its model with the best evaluation's weights, the test loss of that model in its

@@ -26,7 +26,7 @@ from makemore.data import lecture_split
 from makemore.errors import ConfigError, UserError
 from makemore.files import write_json
 from makemore.lists import read_items
-from makemore.runfolder import CHECKPOINT, CONFIG, METRICS, RECIPE, SUMMARY
+from makemore.runfolder import CHECKPOINT, CONFIG, METRICS, RECIPE, SUMMARY, training_pid
 
 JOB = "job.json"
 LOG = "train.log"
@@ -213,8 +213,9 @@ class Workspace:
     # ------------------------------------------------------------------------------------------------ status
 
     def status(self, name: str, curve: bool = False) -> dict:
-        """Where a run stands, from its files: state (queued, training, done, cancelled, stopped, failed), its
-        step of steps, seconds so far and left, losses, the auto line; with curve, every evaluation's losses."""
+        """Where a run stands, from its files: state (queued, training, busy: trained by a process not ours, done,
+        cancelled, stopped, failed), its step of steps, seconds so far and left, losses, the auto line; with
+        curve, every evaluation's losses."""
         folder = self.folder_of(name)
         job, config, summary = read_json(folder / JOB), read_json(folder / CONFIG), read_json(folder / SUMMARY)
         metrics = []
@@ -228,10 +229,13 @@ class Workspace:
             training, queued = name == self.current, name in self.queue
             pid = self.process.pid if training and self.process else None
         done = "test_loss" in summary
+        elsewhere = None if training else training_pid(folder)  # a terminal's makemore train, say
         if training:
             state = "training"
         elif queued:
             state = "queued"
+        elif elsewhere:
+            state, pid = "busy", elsewhere
         elif done:
             state = "done"
         else:

@@ -3,7 +3,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const STATES = { queued: "waiting", training: "training", done: "done", cancelled: "cancelled", stopped: "not finished", failed: "failed" };
+const STATES = { queued: "waiting", training: "training", busy: "training in another process", done: "done", cancelled: "cancelled", stopped: "not finished", failed: "failed" };
 let selected = new URLSearchParams(location.search).get("run");
 let framed = null; // the run the generator frame shows, and the checkpoint it was loaded for
 
