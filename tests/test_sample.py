@@ -67,3 +67,11 @@ def test_draw_keeps_drawing_for_novel_names_and_counts_every_draw():
     shown, drawn = result.names, result.drawn
     assert len(shown) == 40 and not any(w in known for w in shown)
     assert result.complete and len(drawn) >= 40 + sum(w in known for w in drawn)  # every name drawn is counted
+
+
+def test_a_name_that_ends_in_whitespace_is_not_a_name():
+    """Lists never end an item with whitespace (read_items strips it): a model that ends a name after a space
+    drew something no list holds, and it is drawn again, as a name past max_len is."""
+    sampler = Sampler(5, Options(), None)
+    sampler.take([("ana ", -3.0), ("bo", -2.0), None, ("ma\t", -4.0), (" el", -5.0)])
+    assert sampler.shown == ["bo", " el"] and sampler.ended == 2 and sampler.tried == 5

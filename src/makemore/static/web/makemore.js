@@ -192,7 +192,7 @@ class Model {
     while (names.length < n && performance.now() < until) {
       const got = this.draw(o, random);
       drawn++;
-      if (!got || (got.name.length < (o.min_len || 0))) continue;
+      if (!got || got.name.length < (o.min_len || 0) || /\s$/.test(got.name)) continue; // no list ends in a space
       if (o.novel_only && this.known.has(got.name)) continue;
       if (o.unique && seen.has(got.name)) continue;
       seen.add(got.name);
