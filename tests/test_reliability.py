@@ -131,6 +131,21 @@ def test_a_run_folder_is_trained_by_one_process_at_a_time(tmp_path, word_file):
     assert cli("train", "--resume", folder, "--samples", 0).returncode == 0
 
 
+def test_a_file_system_without_locks_trains_unlocked(tmp_path, monkeypatch):
+    """flock failing for want of locks (ENOLCK, some NFS) is not another process training: the run goes on."""
+    import errno
+
+    from makemore import runfolder
+
+    def no_locks(file, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(runfolder.fcntl, "flock", no_locks)
+    lock = runfolder.FolderLock(tmp_path / "run")
+    lock.acquire()
+    assert lock.file is None and runfolder.training_pid(tmp_path / "run") is None
+
+
 def test_sigint_stops_after_the_step_with_a_checkpoint(tmp_path, word_file):
     """Ctrl-C in the middle of a training (the library's path, in this process): the run stops after that step with
     a checkpoint of it, raising a KeyboardInterrupt that says which signal; resumed, it ends as the whole run."""

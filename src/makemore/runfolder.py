@@ -45,7 +45,10 @@ class FolderLock:
         file = open(self.folder / LOCK, "a+")
         try:
             fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except OSError as e:
+            if not isinstance(e, BlockingIOError):  # a file system without locks (some NFS): train unlocked
+                file.close()
+                return
             file.seek(0)
             pid = file.read().strip()
             file.close()
@@ -71,7 +74,7 @@ def training_pid(folder: Path) -> int | None:
         with open(Path(folder) / LOCK) as file:
             try:
                 fcntl.flock(file, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except OSError:
+            except BlockingIOError:  # held
                 return int(file.read().strip() or 0) or None
             return None
     except (OSError, ValueError):
