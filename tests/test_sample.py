@@ -4,7 +4,7 @@ import torch.nn.functional as F
 
 from makemore.data import IGNORE, build_sequences, build_windows
 from makemore.draw import Sampler, draw, novelty
-from makemore.sample import Options, generate, next_token
+from makemore.sample import Job, Options, generate, generate_jobs, next_token
 
 from conftest import CORPUS, ITEMS, trained
 
@@ -72,6 +72,15 @@ def test_draw_keeps_drawing_for_novel_names_and_counts_every_draw():
 def test_a_name_that_ends_in_whitespace_is_not_a_name():
     """Lists never end an item with whitespace (read_items strips it): a model that ends a name after a space
     drew something no list holds, and it is drawn again, as a name past max_len is."""
-    sampler = Sampler(5, Options(), None)
-    sampler.take([("ana ", -3.0), ("bo", -2.0), None, ("ma\t", -4.0), (" el", -5.0)])
-    assert sampler.shown == ["bo", " el"] and sampler.ended == 2 and sampler.tried == 5
+    from makemore.data import Vocab
+    from makemore.models.bigram import Bigram, BigramConfig
+
+    vocab = Vocab([" ", "a", "b"])  # ids: boundary 0, " " 1, "a" 2, "b" 3
+    model = Bigram(BigramConfig(vocab_size=4, smoothing=0.0))
+    for before, after in [(0, 2), (0, 3), (2, 1), (1, 0), (3, 0)]:  # "a " or "b", half and half
+        model.counts[before, after] = 1.0
+    rows = generate_jobs(model, vocab, [Job(400, Options(max_len=5), torch.Generator().manual_seed(0))], True, False)[0]
+    assert {r and r[0] for r in rows} == {None, "b"} and 150 < rows.count(None) < 250
+    sampler = Sampler(50, Options(max_len=5), torch.Generator().manual_seed(0))
+    drawn = draw(model, vocab, sampler)
+    assert drawn.names == ["b"] * 50 and sampler.found == 50 and sampler.tried > sampler.ended >= 50  # "a ": not ended

@@ -40,6 +40,11 @@ class Vocab:
     def size(self) -> int:
         return len(self.chars) + 1
 
+    @property
+    def spaces(self) -> torch.Tensor:
+        """(size,) bool: which tokens are whitespace (none can end an item: lists.read_items strips it)."""
+        return torch.tensor([False] + [ch.isspace() for ch in self.chars])
+
     def encode(self, text: str) -> list[int]:
         return self.encode_flat([text])[0].tolist()
 

@@ -114,8 +114,8 @@ class Sampler:
         weights = self.job.log_weights if self.job is not None else None  # a guided round's
         passed = []
         for i, result in enumerate(results):
-            if result is None or result[0] != result[0].rstrip():  # whitespace at the end: no list has such an
-                continue  # item (lists.read_items strips it), so, as a name past max_len, it was not a name
+            if result is None:
+                continue
             word, new = result[0], result[0] not in self.known
             self.ended += 1
             self.novel_ended += new

@@ -363,8 +363,11 @@ def decode_batch(model, vocab: Vocab, jobs: list[Job], cached: bool, logprobs: b
             logits = step(ix)
     words = vocab.decode_rows(out) if B else []
     scores = score.tolist() if logprobs else [None] * B
-    short = (out != BOUNDARY).cumprod(dim=1).sum(dim=1) < min_len  # only a model gone wrong ends early
-    dropped = (too_long | short | (False if shapes is None else shapes.failed)).tolist()
+    lengths = (out != BOUNDARY).cumprod(dim=1).sum(dim=1)  # (B,)
+    short = lengths < min_len  # only a model gone wrong ends early
+    last = out.gather(1, (lengths - 1).clamp(min=0)[:, None])[:, 0]
+    spaced = (lengths > 0) & vocab.spaces.to(device)[last]  # whitespace at the end: no list holds such an item
+    dropped = (too_long | short | spaced | (False if shapes is None else shapes.failed)).tolist()
     results, start = [], 0
     for job in jobs:
         results.append([None if dropped[b] else (words[b], scores[b]) for b in range(start, start + job.rows)])

@@ -161,8 +161,8 @@ class Model {
     return { word, logprob, mean: logprob / tokens.length, surprisal };
   }
 
-  // One name drawn with the options, or null (longer than max_len). Options: temperature, top_k, top_p, prefix,
-  // min_len, max_len; random() gives uniform numbers in [0, 1).
+  // One name drawn with the options, or null (longer than max_len, or ending in whitespace). Options: temperature,
+  // top_k, top_p, prefix, min_len, max_len; random() gives uniform numbers in [0, 1).
   draw(o, random) {
     const B = this.meta.boundary, prefix = this.encode(o.prefix || ""), maxLen = o.max_len ?? this.meta.sampling.max_len;
     let state = this.zeroState(), last = B, history = [], logprob = 0;
@@ -176,7 +176,10 @@ class Model {
         ix = pick(masked, o.temperature ?? 1, o.top_k, o.top_p, random);
       }
       logprob += logp[ix];
-      if (ix === B) return { name: history.map((i) => this.meta.vocab[i]).join(""), logprob };
+      if (ix === B) {
+        const name = history.map((i) => this.meta.vocab[i]).join("");
+        return /\s$/.test(name) ? null : { name, logprob }; // whitespace at the end: no list holds such an item
+      }
       if (t >= maxLen) return null; // a character past max_len: drawn again, not cut
       state = next;
       last = ix;
@@ -192,7 +195,7 @@ class Model {
     while (names.length < n && performance.now() < until) {
       const got = this.draw(o, random);
       drawn++;
-      if (!got || got.name.length < (o.min_len || 0) || /\s$/.test(got.name)) continue; // no list ends in a space
+      if (!got || (got.name.length < (o.min_len || 0))) continue;
       if (o.novel_only && this.known.has(got.name)) continue;
       if (o.unique && seen.has(got.name)) continue;
       seen.add(got.name);
