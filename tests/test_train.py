@@ -92,7 +92,7 @@ def adamw_steps(model, optimizer, steps, seed):
     for k in range(steps):
         idx = torch.randint(0, 11, (8,), generator=g)
         loss = torch.nn.functional.cross_entropy(model[1](model[0](idx)), torch.randint(0, 11, (8,), generator=g))
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad()
         loss.backward()
         for group in optimizer.param_groups:
             group["lr"] = 0.03 * (1 - k / (2 * steps))  # as the schedule sets it before each step

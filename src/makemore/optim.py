@@ -14,18 +14,14 @@ class Optimizer:
     """One group of parameters with its hyperparameters (group["lr"] is set by the schedule before each step),
     and a state per parameter."""
 
-    def __init__(self, params, **defaults):
-        self.defaults = defaults
-        self.param_groups = [dict(defaults, params=list(params))]
+    def __init__(self, params, **hyperparameters):
+        self.param_groups = [dict(hyperparameters, params=list(params))]
         self.state: dict[torch.Tensor, dict] = {}
 
-    def zero_grad(self, set_to_none: bool = True):
+    def zero_grad(self):
         for group in self.param_groups:
             for p in group["params"]:
-                if set_to_none:
-                    p.grad = None
-                elif p.grad is not None:
-                    p.grad.zero_()
+                p.grad = None
 
     def state_dict(self) -> dict:
         """torch's format: each parameter's state under its index, and the groups with indices for parameters."""
@@ -76,6 +72,8 @@ class AdamW(Optimizer):
     parameters (5x faster on the CPU than a loop over them)."""
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2):
+        # torch's flags too, though only the first four are read here: torch.optim.AdamW reading this state
+        # back takes its defaults for missing ones, and decoupled_weight_decay's is False (Adam's L2)
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=False,
                          maximize=False, foreach=None, capturable=False, differentiable=False, fused=True,
                          decoupled_weight_decay=True)

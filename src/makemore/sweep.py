@@ -259,10 +259,8 @@ def fail_unborn(study, grace: float):
 
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         if not trial.params and (datetime.now() - trial.datetime_start).total_seconds() > grace:
-            try:
-                study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
-            except optuna.exceptions.UpdateFinishedTrialError:  # another worker failed it first
-                pass
+            # skip_if_finished: another worker may have failed it first
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
 
 
 def worker_main(sweep: Sweep, worker: int):

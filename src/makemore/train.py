@@ -164,7 +164,7 @@ class Trainer(Loop):
         else:
             logits, _ = self.net(batch[0], None, *batch[2:])
             loss = distilled_loss(logits, batch[1], teacher, self.cfg.distill)
-        self.optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad()
         (loss * weight if self.ranks.world > 1 else loss).backward()
         for group in self.optimizer.param_groups:
             group["lr"] = lr

@@ -80,31 +80,34 @@ class Training:
         its best evaluation, on rank 0 (None on torchrun's other ranks, which train in silence). verbose: print
         what it trains, and a progress bar. SIGINT and SIGTERM stop it after a step, with a checkpoint
         (loop.Interrupted, a KeyboardInterrupt); a diverged run ends with Diverged, its last checkpoint kept."""
-        t, lead = self.trainer, self.trainer.ranks.lead
         try:
-            for fn in ([self.writer] if self.writer else []) + list(callbacks):
-                t.add_callback(fn)
-            bar, ended = None, False
-            try:
-                if verbose and lead:
-                    print("\n".join(self.describe()), flush=True)
-                    if t.optimizer is not None:  # a counted model has no steps to show
-                        bar = ProgressBar(t)
-                        t.add_callback(bar)
-                with stopped_by_signals(t):
-                    t.run()
-                ended = True
-            except Diverged as e:
-                saved = self.writer.saved_step if self.writer else None
-                kept = f"step {saved:,}'s checkpoint in {self.folder} is kept" if saved else "no checkpoint was written"
-                raise Diverged(e.field, f"{e.message}; {kept}") from None
-            finally:
-                if bar:
-                    bar.close(keep=ended or isinstance(sys.exc_info()[1], KeyboardInterrupt))
-                t.leave_ranks()
-            return self.trained() if lead else None
+            self.train(callbacks, verbose)
+            return self.trained() if self.trainer.ranks.lead else None
         finally:  # however it ends: the folder is free for the next training
             self.lock.release()
+
+    def train(self, callbacks, verbose: bool):
+        t, lead = self.trainer, self.trainer.ranks.lead
+        for fn in ([self.writer] if self.writer else []) + list(callbacks):
+            t.add_callback(fn)
+        bar, ended = None, False
+        try:
+            if verbose and lead:
+                print("\n".join(self.describe()), flush=True)
+                if t.optimizer is not None:  # a counted model has no steps to show
+                    bar = ProgressBar(t)
+                    t.add_callback(bar)
+            with stopped_by_signals(t):
+                t.run()
+            ended = True
+        except Diverged as e:
+            saved = self.writer.saved_step if self.writer else None
+            kept = f"step {saved:,}'s checkpoint in {self.folder} is kept" if saved else "no checkpoint was written"
+            raise Diverged(e.field, f"{e.message}; {kept}") from None
+        finally:
+            if bar:
+                bar.close(keep=ended or isinstance(sys.exc_info()[1], KeyboardInterrupt))
+            t.leave_ranks()
 
     def trained(self) -> Run:
         """The run as it ends: its model with the best evaluation's weights, the test loss of that model in its
