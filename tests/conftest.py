@@ -225,4 +225,3 @@ def serving(run, *flags):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-
