@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from makemore import models
 from makemore.auto import ngram_context_for
 from makemore.config import TrainConfig
-from makemore.data import IGNORE, build_windows, examples
+from makemore.data import IGNORE, build_sequences, build_windows, examples
 from makemore.models.base import position_logits
 from makemore.models.ensemble import fit_weights
 from makemore.models.interpolated import Interpolated, with_ngram
@@ -140,3 +140,24 @@ def test_a_sparse_ngram_loads_a_checkpoint_of_dense_tables():
 def test_a_conditioned_list_is_refused_by_name():
     with pytest.raises(models.ConfigError, match="condition: the n-gram of gru\\+ngram is not conditioned"):
         build("gru+ngram", n_classes=2)
+
+
+@pytest.mark.parametrize("context", [1, 3, 6])
+def test_the_ngrams_automaton_steps_as_its_windows_do(context, monkeypatch):
+    """Generation steps the n-gram through an automaton of its contexts; one too large for that reads its windows:
+    both give forward()'s log-probabilities at every position of every item, bit for bit."""
+    from makemore.models import ngram
+
+    model = trained("ngram", block_size=context)
+    train, val, _ = CORPUS.split()
+    items = val + train[:200]
+    X, Y = build_sequences(items, VOCAB)
+    full = model(build_windows(items, VOCAB, context)[0])[0]
+    for entries in (ngram.AUTOMATON, 0):
+        monkeypatch.setattr(ngram, "AUTOMATON", entries)
+        model.index()  # the automaton made again, as AUTOMATON allows
+        cache = model.init_cache(len(X))
+        assert (cache.automaton is None) == (entries == 0)
+        with torch.no_grad():
+            steps = torch.stack([model.step(X[:, t], cache) for t in range(X.shape[1])], dim=1)  # (B, T, V)
+        assert torch.equal(steps[Y != IGNORE], full)

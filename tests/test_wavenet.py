@@ -101,9 +101,11 @@ CACHED = {
     "wavenet-no-norm-kernel-3": dict(norm="none", kernel_size=3, block_size=9),
     "rnn": {},
     "gru": {},
+    "gru-2-layers": dict(n_layers=2),
     "lstm": {},
     "transformer": dict(block_size=32),
     "transformer-4-heads-3-layers": dict(block_size=32, n_head=4, n_layers=3),
+    "ngram": dict(block_size=4),
 }
 
 
@@ -133,6 +135,21 @@ def test_cached_step_logits_equal_forward(case):
         else:
             full = model(X)[0][Y != IGNORE]
     torch.testing.assert_close(steps[Y != IGNORE], full, atol=1e-5, rtol=0)
+
+
+def test_a_gru_steps_in_chunks_as_in_one(monkeypatch):
+    """A GRU's generation step computes CHUNK rows at a time: every row's state and logits are those of one chunk."""
+    from makemore.models import rnn
+
+    model = trained("gru", n_layers=2)
+    X, _ = build_sequences(ITEMS[:20], VOCAB)
+    out, whole = {}, rnn.CHUNK
+    for chunk in (whole, 7):
+        monkeypatch.setattr(rnn, "CHUNK", chunk)
+        cache = model.init_cache(20)
+        with torch.no_grad():
+            out[chunk] = torch.stack([model.step(X[:, t], cache) for t in range(X.shape[1])], dim=1)
+    torch.testing.assert_close(out[7], out[whole], atol=1e-6, rtol=0)
 
 
 # ----------------------------------------------------------------------------- global conditioning

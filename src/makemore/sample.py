@@ -217,15 +217,19 @@ class SharedStep:
     far have the same state, and at the start of words they are many: a batch of thousands has one history, then
     at most V, then a few hundred. A row's history is a number (its class, then a base-V digit a character); the
     sharing stops for good once the distinct histories are over half the rows, or their numbers could pass 63
-    bits."""
+    bits. While it shares, the step keeps one row per history (inverse: each row's), and is then spread."""
 
     def __init__(self, step, cls: torch.Tensor | None, B: int, V: int, device):
         self.step, self.V = step, V
         self.key = torch.zeros(B, dtype=torch.long, device=device) if cls is None else cls.long()  # None: stopped
         self.bound = 1 + (0 if cls is None or not B else int(cls.max()))  # every key is below it
+        self.inverse = None  # while shared: each row's row of the step; None: the step has the batch's rows
 
     def select(self, rows):
-        self.step.select(rows)
+        if self.inverse is None:
+            self.step.select(rows)
+        else:
+            self.inverse = self.inverse[rows]
         if self.key is not None:
             self.key = self.key[rows]
 
@@ -238,13 +242,21 @@ class SharedStep:
         if not shared or self.bound * self.V >= 2**63:
             self.key = None
         if not shared:
+            self.spread()
             return self.step(tokens)
         first = torch.full_like(distinct, len(tokens)).scatter_reduce_(
             0, inverse, torch.arange(len(tokens), device=tokens.device), "amin")  # a row of each history
-        self.step.select(first)
+        self.step.select(first if self.inverse is None else self.inverse[first])
         logits = self.step(tokens[first])
-        self.step.select(inverse)
-        return logits[inverse]
+        self.inverse = inverse
+        if self.key is None:
+            self.spread()
+        return logits.index_select(0, inverse)
+
+    def spread(self):  # the step's rows made the batch's, one per row
+        if self.inverse is not None:
+            self.step.select(self.inverse)
+            self.inverse = None
 
 
 # ----------------------------------------------------------------------------- generation

@@ -18,11 +18,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from makemore.data import BOUNDARY
 from makemore.errors import ConfigError
 
 MAX_CONTEXT = 10  # the longest context choose_context tries
 MAX_ID = 2**62  # every (context, next) pair is numbered below this: V ** (context + 1) of them
 DENSE = 2**20  # an order with at most this many contexts x tokens keeps its counts as rows too (4 MB)
+AUTOMATON = 2**23  # generation's automaton: at most this many contexts x tokens (64 MB), else it reads windows
 
 
 @dataclass
@@ -128,6 +130,7 @@ class NGram(nn.Module):
         V = self.config.vocab_size
         self.tables = [Table(getattr(self, f"pairs{k}"), getattr(self, f"counts{k}"), V)
                        for k in range(self.config.block_size + 1)]
+        self.made = None  # the automaton, made on first use (automaton()); False: too large
 
     def _apply(self, fn, *args, **kwargs):
         super()._apply(fn, *args, **kwargs)  # .to(device) and the like: the lookups follow the buffers
@@ -160,6 +163,23 @@ class NGram(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         self.index()
 
+    @torch.no_grad()
+    def automaton(self):
+        """The n-gram as an automaton, for generation, or None where it would pass AUTOMATON entries: its nodes
+        are the contexts of every order, each with its log-probabilities (N, V) and, per next token, the node it
+        goes to (N, V). A window's P(next) is the one of its longest seen context (a longer context never seen
+        passes the lower order's P through), and the contexts seen are closed under taking a suffix and a prefix,
+        so the longest seen context of a window and a token is the longest seen suffix of its node and the token."""
+        if self.made is None:
+            self.made = Automaton.of(self) or False
+        return self.made or None
+
+    def init_cache(self, batch_size: int, cls=None):
+        return NGramState(self, batch_size)
+
+    def step(self, tokens, cache):  # (B,) -> (B, V)
+        return cache.advance(tokens)
+
     def forward(self, idx, targets=None, cls=None):
         logits = self.probs(idx).clamp(min=1e-12).log()  # (B, V): log-probabilities
         loss = None if targets is None else nn.functional.cross_entropy(logits, targets)
@@ -180,6 +200,66 @@ class NGram(nn.Module):
         """log P(target | window) for windows idx (N, block_size) and targets (N,): (N,), float64, looked up
         target by target (evaluate() and choosing a mixture's weights need no other token's probability)."""
         return self.probs(idx, targets[:, None])[:, 0].double().clamp(min=1e-12).log()
+
+
+class Automaton:
+    """An n-gram's contexts as nodes (order by order, each order's sorted), their log-probabilities logp (N, V),
+    the node each goes to on each token, moves (N, V), and the node before a word's first token, start (1,)."""
+
+    def __init__(self, model):
+        tables, V, B, D = model.tables, model.config.vocab_size, model.config.block_size, model.config.discount
+        offsets = [sum(len(t.contexts) for t in tables[:k]) for k in range(B + 2)]
+        device = tables[0].contexts.device
+        probs = [tables[0].interpolate(tables[0].contexts, torch.full((1, V), 1 / V, device=device), D)]
+        moves = []
+        for k, table in enumerate(tables):  # order by order, a context's P and moves from its suffix one shorter's
+            suffix = torch.searchsorted(tables[k - 1].contexts, table.contexts % V ** (k - 1)) if k else None
+            if k:
+                probs.append(table.interpolate(table.contexts, probs[-1][suffix], D))
+            # context + token: a node where seen (and at most B long), else where the suffix + token goes
+            shorter = moves[-1][suffix] if k else torch.zeros(1, V, dtype=torch.long, device=device)
+            if k == B or not len(tables[k + 1].contexts):
+                moves.append(shorter.expand(len(table.contexts), V))
+                continue
+            longer = tables[k + 1].contexts
+            extended = table.contexts[:, None] * V + torch.arange(V, device=device)
+            row = torch.searchsorted(longer, extended).clamp(max=len(longer) - 1)
+            moves.append(torch.where(longer[row] == extended, offsets[k + 1] + row, shorter))
+        self.logp = torch.cat(probs).clamp(min=1e-12).log()  # (N, V), as forward() gives them
+        self.moves, self.V = torch.cat(moves).contiguous(), V  # (N, V)
+        self.start = torch.zeros(1, dtype=torch.long, device=device)  # the empty context, then the boundary tokens
+        for _ in range(B - 1):  # a word's first window (sample.NaiveStep's): B - 1 boundary tokens, then its first
+            self.start = self.moves[self.start, BOUNDARY]
+
+    @classmethod
+    def of(cls, model):
+        """model's automaton; None where it would pass AUTOMATON entries or the n-gram was never counted."""
+        sizes = [len(t.contexts) for t in model.tables]
+        return cls(model) if sizes[0] and sum(sizes) * model.config.vocab_size <= AUTOMATON else None
+
+
+class NGramState:
+    """A generation's rows: each one's node of the automaton, or, for an n-gram too large for one, its window."""
+
+    def __init__(self, model, batch_size: int):
+        self.model, self.automaton = model, model.automaton()
+        if self.automaton is None:
+            self.window = torch.full((batch_size, model.config.block_size), BOUNDARY, device=model.pairs0.device)
+        else:
+            self.node = self.automaton.start.expand(batch_size)
+
+    def select(self, rows):
+        if self.automaton is None:
+            self.window = self.window[rows]
+        else:
+            self.node = self.node.index_select(0, rows)
+
+    def advance(self, tokens):  # (B,) -> (B, V)
+        if self.automaton is None:
+            self.window = torch.cat([self.window[:, 1:], tokens[:, None]], dim=1)
+            return self.model(self.window)[0]
+        self.node = self.automaton.moves.view(-1).index_select(0, self.node * self.automaton.V + tokens)
+        return self.automaton.logp.index_select(0, self.node)
 
 
 def longest_context(V: int) -> int:

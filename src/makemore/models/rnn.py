@@ -12,6 +12,7 @@ from torch.func import functional_call
 from makemore.models.base import SequenceModel
 
 CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+CHUNK = 2048  # rows a GRU step computes at once in generation: 20,000 at once took 1.8x the time on 2 cores
 
 
 @dataclass
@@ -83,6 +84,8 @@ class Recurrent(SequenceModel):
         return RecurrentState(self, self.class_vector(cls, batch_size))
 
     def step(self, tokens, cache):
+        if self.config.cell == "gru":
+            return self.head(cache.gru_step(tokens))
         x = self.embedding(tokens)  # (B, E)
         if cache.cond is not None:
             x = x + cache.cond
@@ -91,13 +94,50 @@ class Recurrent(SequenceModel):
 
 
 class RecurrentState:
+    """A generation's state: per layer, each row's hidden state (and an LSTM's cell). A GRU steps by hand, its
+    first layer's input gates looked up per character (the embedding times the input weights, one row a
+    character, computed once) instead of a matrix product a step (a quarter of the step's work at 64 x 192),
+    CHUNK rows at a time; with the n-gram's automaton, sampling the default model went from 26k to 50k names/s."""
+
     def __init__(self, model, cond=None):
         self.model, self.state, self.cond = model, None, cond  # None: torch's zero initial state
+        self.cond_gates = None
+        rnn = model.rnn
+        if model.config.cell == "gru":
+            self.layers = [[getattr(rnn, f"{name}_l{i}") for name in ("weight_ih", "bias_ih", "weight_hh", "bias_hh")]
+                           for i in range(rnn.num_layers)]
+            with torch.no_grad():
+                self.gates = model.embedding.weight @ rnn.weight_ih_l0.T + rnn.bias_ih_l0  # (V, 3H)
+                self.cond_gates = None if cond is None else cond @ rnn.weight_ih_l0.T  # (B, 3H)
+
+    def gru_step(self, tokens):  # (B,) -> (B, H): the last layer's output
+        rnn, B = self.model.rnn, len(tokens)
+        if self.state is None:
+            self.state = self.gates.new_zeros(rnn.num_layers, B, rnn.hidden_size)
+        state = torch.empty_like(self.state)
+        for start in range(0, B, CHUNK):  # a chunk's gates (CHUNK, 3H) stay in the cache through the step
+            rows = slice(start, start + CHUNK)
+            x = self.gates.index_select(0, tokens[rows])  # index_select: 3x faster than indexing here
+            if self.cond_gates is not None:
+                x += self.cond_gates[rows]
+            for i, (w_ih, b_ih, w_hh, b_hh) in enumerate(self.layers):
+                if i:  # the layer below's output (torch applies no dropout between layers in eval mode)
+                    x = torch.addmm(b_ih, state[i - 1, rows], w_ih.T)
+                h = self.state[i, rows]
+                gh = torch.addmm(b_hh, h, w_hh.T)  # (chunk, 3H): reset, update, new, as torch orders them
+                H = h.shape[1]
+                rz = torch.sigmoid_(x[:, : 2 * H].add_(gh[:, : 2 * H]))
+                n = torch.tanh_(gh[:, 2 * H :].mul_(rz[:, :H]).add_(x[:, 2 * H :]))
+                torch.lerp(n, h, rz[:, H:], out=state[i, rows])  # h' = (1 - z) n + z h
+        self.state = state
+        return state[-1]
 
     def select(self, rows):
         if isinstance(self.state, tuple):  # LSTM: (h, c), each (layers, B, H)
             self.state = tuple(s[:, rows] for s in self.state)
         elif self.state is not None:
-            self.state = self.state[:, rows]
+            self.state = self.state.index_select(1, rows)
         if self.cond is not None:
             self.cond = self.cond[rows]
+        if self.cond_gates is not None:
+            self.cond_gates = self.cond_gates[rows]
