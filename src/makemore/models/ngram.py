@@ -24,7 +24,7 @@ from makemore.errors import ConfigError
 MAX_CONTEXT = 10  # the longest context choose_context tries
 MAX_ID = 2**62  # every (context, next) pair is numbered below this: V ** (context + 1) of them
 DENSE = 2**20  # an order with at most this many contexts x tokens keeps its counts as rows too (4 MB)
-AUTOMATON = 2**23  # generation's automaton: at most this many contexts x tokens (64 MB), else it reads windows
+AUTOMATON = 2**23  # generation's automaton: at most this many contexts x tokens (two tables of 32 MB), else windows
 
 
 @dataclass
@@ -226,8 +226,8 @@ class Automaton:
             row = torch.searchsorted(longer, extended).clamp(max=len(longer) - 1)
             moves.append(torch.where(longer[row] == extended, offsets[k + 1] + row, shorter))
         self.logp = torch.cat(probs).clamp(min=1e-12).log()  # (N, V), as forward() gives them
-        self.moves, self.V = torch.cat(moves).contiguous(), V  # (N, V)
-        self.start = torch.zeros(1, dtype=torch.long, device=device)  # the empty context, then the boundary tokens
+        self.moves, self.V = torch.cat(moves).int(), V  # (N, V): nodes number below AUTOMATON
+        self.start = torch.zeros(1, dtype=torch.int, device=device)  # the empty context, then the boundary tokens
         for _ in range(B - 1):  # a word's first window (sample.NaiveStep's): B - 1 boundary tokens, then its first
             self.start = self.moves[self.start, BOUNDARY]
 
