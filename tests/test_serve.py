@@ -314,6 +314,14 @@ def test_the_page_in_chromium(server, runs, tmp_path):
             assert cells[0] == "maria" and float(cells[1]) < 0 and cells[3].startswith("m ")
             assert page.locator("#scores tbody tr").count() == 2
 
+            drawn = {"names": [{"name": n, "logprob": -9.0, "known": False} for n in ("st. ri  droma", "a b")],
+                     "drawn": 2, "complete": True, "novelty": 1.0, "guidance": None}
+            page.route("**/api/generate", lambda route: route.fulfill(json=drawn))  # a list whose names hold two spaces
+            page.click("#generate")
+            page.wait_for_function("document.querySelectorAll('#names li').length === 2")
+            assert page.locator("#names li").all_inner_texts() == ["st. ri  droma", "a b"]  # shown as drawn
+            page.unroute("**/api/generate")
+
             page.fill("#prefix", "Q")  # not in the vocabulary: the message, not a broken page
             page.click("#generate")
             page.wait_for_selector("#error:not([hidden])")
