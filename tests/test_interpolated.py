@@ -144,8 +144,9 @@ def test_a_conditioned_list_is_refused_by_name():
 
 @pytest.mark.parametrize("context", [1, 3, 6])
 def test_the_ngrams_automaton_steps_as_its_windows_do(context, monkeypatch):
-    """Generation steps the n-gram through an automaton of its contexts; one too large for that reads its windows:
-    both give forward()'s log-probabilities at every position of every item, bit for bit."""
+    """Generation steps the n-gram through an automaton of its contexts; one too large for that reads its windows
+    (sample.NaiveStep): both give forward()'s log-probabilities at every position of every item, bit for bit."""
+    from makemore import sample
     from makemore.models import ngram
 
     model = trained("ngram", block_size=context)
@@ -156,8 +157,8 @@ def test_the_ngrams_automaton_steps_as_its_windows_do(context, monkeypatch):
     for entries in (ngram.AUTOMATON, 0):
         monkeypatch.setattr(ngram, "AUTOMATON", entries)
         model.index()  # the automaton made again, as AUTOMATON allows
-        cache = model.init_cache(len(X))
-        assert (cache.automaton is None) == (entries == 0)
+        step = sample.make_step(model, len(X), None)
+        assert isinstance(step, sample.NaiveStep if entries == 0 else sample.CachedStep)
         with torch.no_grad():
-            steps = torch.stack([model.step(X[:, t], cache) for t in range(X.shape[1])], dim=1)  # (B, T, V)
+            steps = torch.stack([step(X[:, t]) for t in range(X.shape[1])], dim=1)  # (B, T, V)
         assert torch.equal(steps[Y != IGNORE], full)

@@ -197,7 +197,8 @@ class MixtureStep:
 
 
 def has_cache(model) -> bool:
-    return hasattr(model, "init_cache") or hasattr(model, "members")
+    """Whether the model steps from a cache (an n-gram too large for its automaton reads its windows instead)."""
+    return getattr(model, "cached", hasattr(model, "init_cache")) or hasattr(model, "members")
 
 
 def make_step(model, n: int, cls: torch.Tensor | None, cached: bool = True):

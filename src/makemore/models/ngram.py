@@ -130,7 +130,7 @@ class NGram(nn.Module):
         V = self.config.vocab_size
         self.tables = [Table(getattr(self, f"pairs{k}"), getattr(self, f"counts{k}"), V)
                        for k in range(self.config.block_size + 1)]
-        self.made = None  # the automaton, made on first use (automaton()); False: too large
+        self._automaton = None  # made on first use (automaton()); False: too large for one
 
     def _apply(self, fn, *args, **kwargs):
         super()._apply(fn, *args, **kwargs)  # .to(device) and the like: the lookups follow the buffers
@@ -170,12 +170,17 @@ class NGram(nn.Module):
         goes to (N, V). A window's P(next) is the one of its longest seen context (a longer context never seen
         passes the lower order's P through), and the contexts seen are closed under taking a suffix and a prefix,
         so the longest seen context of a window and a token is the longest seen suffix of its node and the token."""
-        if self.made is None:
-            self.made = Automaton.of(self) or False
-        return self.made or None
+        if self._automaton is None:
+            self._automaton = Automaton.of(self) or False
+        return self._automaton or None
+
+    @property
+    def cached(self) -> bool:
+        """Whether generation steps through the automaton; without one it reads windows (sample.NaiveStep)."""
+        return self.automaton() is not None
 
     def init_cache(self, batch_size: int, cls=None):
-        return NGramState(self, batch_size)
+        return NGramState(self.automaton(), batch_size)
 
     def step(self, tokens, cache):  # (B,) -> (B, V)
         return cache.advance(tokens)
@@ -239,25 +244,15 @@ class Automaton:
 
 
 class NGramState:
-    """A generation's rows: each one's node of the automaton, or, for an n-gram too large for one, its window."""
+    """A generation's rows: each one's node of the automaton."""
 
-    def __init__(self, model, batch_size: int):
-        self.model, self.automaton = model, model.automaton()
-        if self.automaton is None:
-            self.window = torch.full((batch_size, model.config.block_size), BOUNDARY, device=model.pairs0.device)
-        else:
-            self.node = self.automaton.start.expand(batch_size)
+    def __init__(self, automaton: Automaton, batch_size: int):
+        self.automaton, self.node = automaton, automaton.start.expand(batch_size)
 
     def select(self, rows):
-        if self.automaton is None:
-            self.window = self.window[rows]
-        else:
-            self.node = self.node.index_select(0, rows)
+        self.node = self.node.index_select(0, rows)
 
     def advance(self, tokens):  # (B,) -> (B, V)
-        if self.automaton is None:
-            self.window = torch.cat([self.window[:, 1:], tokens[:, None]], dim=1)
-            return self.model(self.window)[0]
         self.node = self.automaton.moves.view(-1).index_select(0, self.node * self.automaton.V + tokens)
         return self.automaton.logp.index_select(0, self.node)
 

@@ -135,7 +135,7 @@ class RecurrentState:
 
     def select(self, rows):
         if isinstance(self.state, tuple):  # LSTM: (h, c), each (layers, B, H)
-            self.state = tuple(s[:, rows] for s in self.state)
+            self.state = tuple(s.index_select(1, rows) for s in self.state)
         elif self.state is not None:
             self.state = self.state.index_select(1, rows)
         if self.cond is not None:
