@@ -131,6 +131,25 @@ def test_a_run_folder_is_trained_by_one_process_at_a_time(tmp_path, word_file):
     assert cli("train", "--resume", folder, "--samples", 0).returncode == 0
 
 
+def test_a_status_probe_does_not_refuse_a_training(tmp_path):
+    """training_pid() (the workspace's status) takes the lock shared for an instant: a training that starts in that
+    instant waits it out instead of being refused as if another process trained the folder."""
+    import fcntl
+    import threading
+
+    from makemore.runfolder import LOCK, FolderLock
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    probe = open(folder / LOCK, "a+")
+    fcntl.flock(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)  # the probe, caught holding it
+    threading.Timer(0.03, probe.close).start()
+    lock = FolderLock(folder)
+    lock.acquire()
+    assert lock.file is not None
+    lock.release()
+
+
 def test_a_file_system_without_locks_trains_unlocked(tmp_path, monkeypatch):
     """flock failing for want of locks (ENOLCK, some NFS) is not another process training: the run goes on."""
     import errno

@@ -43,17 +43,21 @@ class FolderLock:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         file = open(self.folder / LOCK, "a+")
-        try:
-            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            if not isinstance(e, BlockingIOError):  # a file system without locks (some NFS): train unlocked
+        for attempt in range(3):  # training_pid() holds a shared lock for an instant: a status probe, not a training
+            try:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                time.sleep(0.05)
+            except OSError:  # a file system without locks (some NFS): train unlocked
                 file.close()
                 return
+        else:
             file.seek(0)
             pid = file.read().strip()
             file.close()
             raise UserError(f"{self.folder}: process {pid or '?'} is training this run; wait for it to end, or stop "
-                            "it, before training it again") from None
+                            "it, before training it again")
         file.seek(0)
         file.truncate()
         file.write(str(os.getpid()))
