@@ -196,8 +196,7 @@ class MixtureStep:
         return self.model.mix([step(tokens) for step in self.steps])
 
 
-def has_cache(model) -> bool:
-    """Whether the model steps from a cache (an n-gram too large for its automaton reads its windows instead)."""
+def has_cache(model) -> bool:  # an n-gram too large for its automaton is not .cached: it reads its windows
     return getattr(model, "cached", hasattr(model, "init_cache")) or hasattr(model, "members")
 
 
