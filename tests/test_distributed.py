@@ -39,8 +39,8 @@ def weights(folder):
 @pytest.mark.slow
 def test_torchrun_matches_one_process(tmp_path, word_file):
     """The command line under torchrun: whole items, split between the ranks (windows are in the spawned test)."""
-    common = [word_file, "--model", "lstm", "--n-embd", 8, "--n-hidden", 24, "--steps", 150, "--batch-size", 32,
-              "--optimizer", "adamw", "--lr", 0.01, "--schedule", "cosine", "--eval-every", 50, "--samples", 3, "--device", "cpu"]
+    common = [word_file, "--model", "lstm", "--n-embd", 8, "--n-hidden", 24, "--steps", 60, "--batch-size", 32,
+              "--optimizer", "adamw", "--lr", 0.01, "--schedule", "cosine", "--eval-every", 20, "--samples", 3, "--device", "cpu"]
     assert main(["train", *map(str, common), "--out", str(tmp_path / "one")]) == 0  # one process: this one
     two = torchrun("train", *common, "--out", tmp_path / "two")
     assert two.returncode == 0, two.stderr
@@ -48,7 +48,7 @@ def test_torchrun_matches_one_process(tmp_path, word_file):
     assert two.stdout.count("\nval ") == 1  # only rank 0 prints
     evals = [[json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines() if "val_loss" in line]
              for run in ("one", "two")]
-    assert [e["step"] for e in evals[0]] == [e["step"] for e in evals[1]] == [50, 100, 150]
+    assert [e["step"] for e in evals[0]] == [e["step"] for e in evals[1]] == [20, 40, 60]
     for a, b in zip(*evals):
         assert abs(a["val_loss"] - b["val_loss"]) < TOLERANCE and abs(a["train_loss"] - b["train_loss"]) < TOLERANCE
     w1, w2 = weights(tmp_path / "one"), weights(tmp_path / "two")
@@ -70,21 +70,21 @@ def test_batch_must_split_evenly():
 
 # windows (one target per row) with a cosine schedule: the global batch of 32, split 16 + 16 under DDP
 WINDOWS = "mlp", dict(block_size=3, n_embd=6, n_hidden=32)
-WINDOWS_CFG = TrainConfig(steps=150, batch_size=32, eval_every=50, log_every=50, device="cpu", optimizer="adamw",
+WINDOWS_CFG = TrainConfig(steps=60, batch_size=32, eval_every=20, log_every=20, device="cpu", optimizer="adamw",
                           lr=0.01, schedule="cosine")
 
 
 def train_under_ddp(rank, port, folder, result_file):
-    """One of 2 spawned ranks: the windowed run, then an uninterrupted run, a run killed after its step-40
+    """One of 2 spawned ranks: the windowed run, then an uninterrupted run, a run killed after its step-20
     checkpoint, and its resume."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     windows = train_into(folder / "windows", make_trainer(CORPUS, *WINDOWS, WINDOWS_CFG), WINDOWS[0]).last_eval
 
     name, options = "wavenet", dict(block_size=16, n_embd=8, n_skip=16, dropout=0.2)  # dropout: per-rank RNG resumes
-    cfg = TrainConfig(steps=60, batch_size=16, eval_every=20, log_every=10, device="cpu", optimizer="adamw", lr=0.01)
+    cfg = TrainConfig(steps=30, batch_size=16, eval_every=10, log_every=5, device="cpu", optimizer="adamw", lr=0.01)
     whole = train_into(folder / "whole", make_trainer(CORPUS, name, options, cfg), name).last_eval  # the trainer let go
-    assert train_into(folder / "killed", make_trainer(CORPUS, name, options, cfg), name, kill_at=50) is None
+    assert train_into(folder / "killed", make_trainer(CORPUS, name, options, cfg), name, kill_at=25) is None
     torch.distributed.barrier()  # rank 0's checkpoint is on disk
     torch.manual_seed(1234 + rank)  # a resumed process starts with other random state: the checkpoint restores it
     trainer = train_into(folder / "killed", resume_trainer(load_run(folder / "killed")), name)

@@ -1,6 +1,7 @@
 """The JAX/Flax port: the same logits as the PyTorch models in both directions of weight conversion, in eval
 and train mode; the same training as the PyTorch Trainer; the CLI's --backend jax."""
 
+import functools
 import os
 import sys
 
@@ -61,17 +62,24 @@ def test_torch_to_jax_gives_the_same_logits(name, training):
     assert_same_logits(tm, jm, *batch(tm))
 
 
-@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
-@pytest.mark.parametrize("name", sorted(TINY))
-def test_jax_to_torch_gives_the_same_logits(name, training):
-    """JAX weights that torch never had (trained in JAX), loaded into a fresh torch model."""
+@functools.cache
+def trained_in_jax(name):
+    """A JaxTrainer run to its end (once per family: the eval and train cases share it)."""
     tm = torch_model(name)
     trainer = JaxTrainer(name, tm, TrainConfig(steps=50, batch_size=16, eval_every=10**9), examples(tm, CORPUS, "train"),
                          examples(tm, CORPUS, "val"), torch.Generator().manual_seed(0))
     trainer.run()
+    return trainer
+
+
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_jax_to_torch_gives_the_same_logits(name, training):
+    """JAX weights that torch never had (trained in JAX), loaded into a fresh torch model."""
     from flax import nnx
 
-    jm, _ = nnx.merge(trainer.graph, trainer.state)
+    trainer = trained_in_jax(name)
+    jm, _ = nnx.merge(trainer.graph, trainer.state)  # a model of its own: set_training below leaves the trainer's
     fresh = to_torch(jm, torch_model(name, seed=7))
     fresh.train(training)
     set_training(jm, training)
