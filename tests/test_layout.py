@@ -164,8 +164,11 @@ def test_the_readmes_python_section_shows_every_public_name():
 
 
 def test_help_shows_the_api():
-    result = subprocess.run([sys.executable, "-c", "import makemore; help(makemore)"], capture_output=True, text=True,
-                            env=dict(os.environ, PAGER="cat"), timeout=120)
-    assert result.returncode == 0, result.stderr
+    """What help(makemore) prints: pydoc's text of the package (in this process, without a pager)."""
+    import pydoc
+
+    import makemore
+
+    text = pydoc.render_doc(makemore, renderer=pydoc.plaintext)
     for name in ("train(data", "load(folder", "class Run", "generate(self", "evaluate(self"):
-        assert name in result.stdout, name
+        assert name in text, name
