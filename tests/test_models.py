@@ -106,7 +106,7 @@ def test_can_overfit_one_small_batch(name):
     words = ITEMS[:1] if model.windowed else ITEMS[:8]
     X, Y = build_windows(words, VOCAB, model.config.block_size) if model.windowed else build_sequences(words, VOCAB)
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.02)
-    for _ in range(400):
+    for _ in range(150):  # every family is within 0.02 of the floor by then (the slowest, lstm, 0.057 at 100)
         _, loss = model(X, Y)
         optimizer.zero_grad()
         loss.backward()
