@@ -44,7 +44,8 @@ def main():
         g = drawn.guidance
         how = f"{g['mode']}, {100 * g['acceptance']:.3f}% of draws matched" if g["mode"] == "exact" else (
             f"guided after {g['found']} of {g['tried']:,} draws matched; {g['candidates']:,} candidates, "
-            f"{g['effective']:,.0f} effective; probability about {g['probability']:.1e}")
+            f"{g['effective']:,.0f} effective; " + ("too few to estimate its probability" if g["probability"] is None
+                                                    else f"probability about {g['probability']:.1e}"))
         print(f"--pattern {pattern!r}: {len(drawn.names)} names in {seconds:.2f} s, {len(set(drawn.names))} distinct "
               f"({how})")
     run.sampler(1, min_distance=2)  # the index of names.txt, made once

@@ -84,3 +84,4 @@ def test_a_name_that_ends_in_whitespace_is_not_a_name():
     sampler = Sampler(50, Options(max_len=5), torch.Generator().manual_seed(0))
     drawn = draw(model, vocab, sampler)
     assert drawn.names == ["b"] * 50 and sampler.found == 50 and sampler.tried > sampler.ended >= 50  # "a ": not ended
+    assert (drawn.rows, drawn.tried) == (sampler.tried, sampler.ended)  # every row drawn; those that ended

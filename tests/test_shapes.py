@@ -13,7 +13,7 @@ import torch
 
 from makemore.data import Vocab
 from makemore.distance import NearIndex, levenshtein
-from makemore.draw import Sampler, draw
+from makemore.draw import SHAPE_ROWS, Sampler, draw
 from makemore.errors import ConfigError
 from makemore.pattern import compile_pattern, intersect, shape
 from makemore.sample import Job, Options, generate_jobs
@@ -117,9 +117,20 @@ def test_the_guided_path_corrected_draws_from_the_conditional_and_uncorrected_do
     drawn = draw(model, VOCAB, sampler)
     assert drawn.guidance["mode"] == "guided" and drawn.guidance["corrected"] and len(drawn.names) == 1500
     assert chi_square_p(expected, frequencies(drawn.names)) > 0.001
+    assert drawn.guidance["effective"] >= 10 and 0.05 < drawn.guidance["probability"] < 0.2  # near a tenth, as drawn
     raw = Job(3000, Options(max_len=20, ends_with="a", guided=True).check(VOCAB), torch.Generator().manual_seed(13))
     uncorrected = [r[0] for r in generate_jobs(model, VOCAB, [raw])[0] if r]
     assert chi_square_p(expected, frequencies(uncorrected)) < 1e-6  # the test can tell a biased sampler
+
+
+def test_a_shapes_probability_on_too_few_effective_candidates_is_not_given():
+    """The estimate is the rows' mean importance weight: on a handful of effective candidates it is not given."""
+    sampler = Sampler(10, Options(max_len=20, ends_with="a").check(VOCAB), torch.Generator().manual_seed(0))
+    for effective, given in ((9.9, False), (10.0, True)):
+        sampler.guided = {"acceptance": 0.0, "found": 0, "tried": 2000, "candidates": 500, "effective": effective,
+                          "rows": 500, "weight": 0.5}
+        assert (sampler.result().guidance["probability"] == 0.001) if given else \
+            sampler.result().guidance["probability"] is None
 
 
 def test_the_index_answers_as_a_scan_would():
@@ -155,8 +166,10 @@ def test_the_command_line_takes_the_controls_and_names_bad_ones(run_folder):
     result = cli("sample", run_folder, "-n", 10, "--ends-with", "a", "--contains", "ma", "--contains", "r",
                  "--min-distance", 2, "--seed", 1)
     assert result.returncode == 0, result.stderr
-    names = result.stdout.splitlines()[:-1]
+    *names, last = result.stdout.splitlines()
     assert len(names) == 10 and all(n.endswith("a") and "ma" in n and "r" in n for n in names)
+    rows = re.search(r"; ([\d,]+) drawn in \d+ rounds?\)$", last)  # every row, not only those that ended or fit
+    assert rows and int(rows[1].replace(",", "")) >= SHAPE_ROWS, last
     assert_one_line_error(cli("sample", run_folder, "--pattern", "(a)\\1"), "--pattern: a backreference")
     assert_one_line_error(cli("sample", run_folder, "--pattern", "[a"), "--pattern: not a regular expression")
     assert_one_line_error(cli("sample", run_folder, "--ends-with", "Z"), "--ends-with: character 'Z' is not in")

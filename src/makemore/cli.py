@@ -109,21 +109,23 @@ def print_samples(run, n: int, novel_only: bool = False, **options):
         print("\n".join(f"{name} *" if name in known else name if name else '""' for name in names), flush=True)
 
     drawn = run.draw(n, novel_only=novel_only, on_names=show, **options)
-    if drawn.found:
-        extra = f"; {drawn.tried:,} drawn to find them" if drawn.tried > drawn.found else ""
+    rounds = f"{drawn.rounds} round{'s' * (drawn.rounds != 1)}"
+    if drawn.found:  # a round draws more rows than it needs where filters reject some: the rows are all counted
+        extra = f"; {drawn.rows:,} drawn in {rounds}" if drawn.rows > drawn.found else ""
         marks = "; * marks those that are" if drawn.novel_found < drawn.found else ""
         print(f"novelty {100 * drawn.novel_found / drawn.found:.1f}% ({drawn.novel_found:,} of {drawn.found:,} "
               f"names are not in the training data{marks}{extra})")
     guidance = drawn.guidance or {}
     if guidance.get("mode") == "guided":
         g = guidance
+        estimate = "too few to estimate its probability" if g["probability"] is None else \
+            f"its probability about {g['probability']:.2g}"
         print(f"the shape is rare ({g['found']:,} of {g['tried']:,} names drawn matched it): the names were drawn "
               f"guided by it and corrected toward the model's own by {g['corrected']} ({g['candidates']:,} candidates, "
-              f"{g['effective']:,.1f} effective; its probability about {g['probability']:.2g})", file=sys.stderr)
+              f"{g['effective']:,.1f} effective; {estimate})", file=sys.stderr)
     if not drawn.complete:
-        rounds = f"{drawn.rounds} round{'s' * (drawn.rounds != 1)}"
         print(f"found {drawn.found:,} of {n:,} names that pass the filters, in {rounds} of drawing "
-              f"({drawn.tried:,} names drawn); loosen them, or give more --seconds", file=sys.stderr)
+              f"({drawn.rows:,} names drawn); loosen them, or give more --seconds", file=sys.stderr)
 
 
 def cmd_sample(args) -> int:

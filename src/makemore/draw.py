@@ -28,6 +28,8 @@ SECONDS = 5.0  # ... and begins none after this long
 GUIDE_RATE = 0.002  # a shape that fewer rows than this give (as high as the rounds so far allow) is drawn guided
 SHAPE_ROWS = 2_000  # a shape's first round has at least these rows: enough to see a rate of 1 in a thousand
 MAX_CANDIDATES = 20_000  # a guided round's rows
+MIN_EFFECTIVE = 10  # fewer effective candidates: the shape's probability, a mean weight that rests on a handful of
+# rows, is not given (on 2, one shape's estimate was 9.1e-09 in one run and 4.8e-04 in another)
 
 
 @dataclass
@@ -45,6 +47,7 @@ class Drawn:
     novel_found: int = 0  # of those, not in the list
     tried: int = 0  # names drawn that ended within max_len: len(drawn), unless streamed
     guidance: dict | None = None  # a shape's: drawn and rejected ("exact"), or guided and resampled (see the module)
+    rows: int = 0  # rows generated in all: those that did not end within max_len (or fit the shape) too
 
 
 @dataclass
@@ -185,9 +188,10 @@ class Sampler:
                         "acceptance": g["acceptance"], "found": g["found"], "tried": g["tried"],
                         "candidates": g["candidates"],
                         "effective": round(g["effective"], 1),
-                        "probability": g["weight"] / g["rows"] if g["rows"] else None}
+                        "probability": g["weight"] / g["rows"] if g["rows"] and g["effective"] >= MIN_EFFECTIVE
+                        else None}
         return Drawn(self.shown, drawn, novelty, self.found == self.n, self.done_rounds, self.found,
-                     self.novel_found, self.ended, guidance)
+                     self.novel_found, self.ended, guidance, self.tried)
 
 
 def draw(model, vocab: Vocab, sampler: Sampler, cached: bool = True) -> Drawn:

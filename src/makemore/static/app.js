@@ -71,7 +71,8 @@ function showNames(data) {
   if (g && g.mode === "guided") {
     $("guidance").textContent = `A rare shape (${g.found} of ${g.tried} names drawn matched it): these were drawn ` +
       `guided by it and corrected toward the model's own by ${g.corrected} (${g.candidates} candidates, ` +
-      `${g.effective} effective; its probability about ${g.probability == null ? "?" : g.probability.toPrecision(2)}).`;
+      `${g.effective} effective; ` + (g.probability == null ? "too few to estimate its probability)." :
+      `its probability about ${g.probability.toPrecision(2)}).`);
   }
   $("results").hidden = false;
 }
