@@ -102,6 +102,25 @@ def test_sigterm_saves_the_step_and_says_how_to_go_on(tmp_path, word_file):
     assert same_weights(whole, stopped)
 
 
+def test_a_training_not_run_lets_go_of_its_folder_when_closed(tmp_path, word_file):
+    """makemore.start/resume hold the folder from the start (describe() first, then run() or not)."""
+    from makemore.runfolder import training_pid
+
+    settings = dict(n_embd=8, n_hidden=16, steps=4, eval_every=2)
+    with makemore.start(word_file, out=tmp_path / "new", **settings) as training:
+        assert training_pid(tmp_path / "new") == os.getpid() and training.describe()
+    assert training_pid(tmp_path / "new") is None
+    folder = tmp_path / "run"
+    makemore.train(word_file, out=folder, verbose=False, **settings)
+    makemore.resume(folder, steps=6).close()
+    assert training_pid(folder) is None
+    with makemore.resume(folder, steps=6) as training:
+        with pytest.raises(makemore.UserError, match="is training this run"):
+            makemore.resume(folder, steps=6)  # held while the first is open, though by this same process
+        assert training.run(verbose=False).summary["step"] == 6
+    assert training_pid(folder) is None
+
+
 def test_a_run_folder_is_trained_by_one_process_at_a_time(tmp_path, word_file):
     """While a process trains a folder, another training of it (a resume from a second terminal, from the
     workspace) is refused in one line naming that process; once it lets go, however it ended, the folder trains."""

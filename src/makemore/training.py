@@ -86,6 +86,16 @@ class Training:
         finally:  # however it ends: the folder is free for the next training
             self.lock.release()
 
+    def close(self):
+        """Let go of the run folder untrained (run() lets go as it ends): another training of it may start."""
+        self.lock.release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
     def train(self, callbacks, verbose: bool):
         t, lead = self.trainer, self.trainer.ranks.lead
         for fn in ([self.writer] if self.writer else []) + list(callbacks):
@@ -212,6 +222,11 @@ class EnsembleTraining:
 
     def interrupted(self) -> str:
         return self.current.interrupted() if self.current else "no member was training"
+
+    def close(self):  # a member holds its folder only while run() trains it
+        pass
+
+    __enter__, __exit__ = Training.__enter__, Training.__exit__
 
 
 def start(spec: RunSpec, out=None, plot: bool = True) -> Training | EnsembleTraining:
