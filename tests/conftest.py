@@ -6,6 +6,7 @@ chromium). `pytest -m "not slow"` is a quick local run; CI runs everything.
 """
 
 import contextlib
+import functools
 import io
 import os
 import random
@@ -18,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))  # the lecture's literal notebook code, benchmarks/lecture_loop.py
@@ -27,19 +27,19 @@ if "MAKEMORE_DATA" not in os.environ and SHARED_DATA.is_dir():
     os.environ["MAKEMORE_DATA"] = str(SHARED_DATA)
 if os.environ.get("PYTEST_XDIST_WORKER"):  # one process per core (pytest -n auto): one thread each, and in the
     os.environ["OMP_NUM_THREADS"] = "1"  # processes a test starts, so that the workers do not crowd each other out
-    torch.set_num_threads(1)
+    import torch
 
-from makemore import models  # noqa: E402
-from makemore.cli import main  # noqa: E402
-from makemore.config import TrainConfig  # noqa: E402
-from makemore.data import Corpus, Vocab, examples  # noqa: E402
-from makemore.train import Trainer  # noqa: E402
+    torch.set_num_threads(1)
+# torch and makemore are imported where they are used: pytest-xdist's controller loads this file and runs no test,
+# and importing torch there held the workers' start back by 4 s (a one-test run: 10.5 s -> 6.2 s)
 
 
 @pytest.fixture(autouse=True)
 def keeps_torchs_threads():
     """A test that leaves torch on more threads than it found slows every later test of its worker: two workers
     of two threads each on two cores ran the lecture's equality tests 10x slower (87 s for 8)."""
+    import torch
+
     threads = torch.get_num_threads()
     yield
     leaked = torch.get_num_threads()
@@ -91,9 +91,22 @@ def word_file(tmp_path):
 
 # ----------------------------------------------------------------------------- tiny models of every family
 
-ITEMS = make_items()
-VOCAB = Vocab.from_items(ITEMS)
-CORPUS = Corpus("test", ITEMS, VOCAB)
+@functools.cache
+def tiny_corpus():
+    """ITEMS, VOCAB, CORPUS: the tiny corpus the models are built on, made on first use."""
+    from makemore.data import Corpus, Vocab
+
+    items = make_items()
+    vocab = Vocab.from_items(items)
+    return {"ITEMS": items, "VOCAB": vocab, "CORPUS": Corpus("test", items, vocab)}
+
+
+def __getattr__(name):  # from conftest import CORPUS, ... (pytest asks for hooks by name: they are not made here)
+    if name not in ("ITEMS", "VOCAB", "CORPUS"):
+        raise AttributeError(f"module 'conftest' has no attribute {name!r}")
+    return tiny_corpus()[name]
+
+
 TINY = {  # small but complete models of every registered family
     "bigram": {},
     "ngram": dict(block_size=3),
@@ -110,13 +123,23 @@ TINY = {  # small but complete models of every registered family
 
 
 def build(name, **options):
-    config = models.make_config(name, vocab_size=VOCAB.size, **{**TINY[name], **options})
+    import torch
+
+    from makemore import models
+
+    config = models.make_config(name, vocab_size=tiny_corpus()["VOCAB"].size, **{**TINY[name], **options})
     return models.build(name, config, generator=torch.Generator().manual_seed(0))
 
 
 def trained(name, steps=30, **options):
+    import torch
+
+    from makemore.config import TrainConfig
+    from makemore.data import examples
+    from makemore.train import Trainer
+
     model = build(name, **options)
-    data = examples(model, CORPUS, "train")
+    data = examples(model, tiny_corpus()["CORPUS"], "train")
     cfg = TrainConfig(steps=steps, batch_size=16, eval_every=10**9)
     Trainer(model, cfg, data, data, torch.Generator().manual_seed(0), torch.device("cpu")).run()
     return model.eval()
@@ -133,7 +156,7 @@ def train_into(folder, trainer, name: str, kill_at=None):
     from makemore.runfolder import RunWriter
 
     if trainer.ranks.lead:
-        writer = RunWriter(folder, "test", name, CORPUS, plot=False)
+        writer = RunWriter(folder, "test", name, tiny_corpus()["CORPUS"], plot=False)
         writer.start(trainer)
         trainer.add_callback(writer)
     if kill_at:
@@ -150,6 +173,8 @@ def train_into(folder, trainer, name: str, kill_at=None):
 
 def resumed(folder, **changes):
     """A trainer that goes on from the folder's checkpoint, in a process whose random state is another's."""
+    import torch
+
     from makemore.run import load_run
     from makemore.trainers import resume_trainer
 
@@ -169,6 +194,8 @@ class Result:
 
 def cli(*args) -> Result:
     """makemore's main() in this process, its output captured: the command line without a new interpreter."""
+    from makemore.cli import main
+
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main([str(a) for a in args])
