@@ -2,6 +2,7 @@
 and train mode; the same training as the PyTorch Trainer; the CLI's --backend jax."""
 
 import functools
+import importlib.util
 import os
 import sys
 
@@ -18,11 +19,9 @@ from makemore.train import Trainer
 from conftest import CORPUS, VOCAB, assert_one_line_error, cli
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")  # CPU-only tests, as torch's; JAX_PLATFORMS=cuda checks a GPU
-jnp = pytest.importorskip("jax.numpy", reason="JAX is not installed (pip install makemore[jax])")
-pytest.importorskip("flax")
-pytest.importorskip("optax")
-from makemore.jax.models import set_training, to_jax, to_torch  # noqa: E402
-from makemore.jax.train import JaxTrainer  # noqa: E402
+# JAX, Flax and optax are imported by the tests that use them: 3 s at collection, in every worker of pytest -n
+pytestmark = pytest.mark.skipif(not all(importlib.util.find_spec(m) for m in ("jax", "flax", "optax")),
+                                reason="JAX is not installed (pip install makemore[jax])")
 
 TINY = {"hierarchical": dict(block_size=8, n_embd=6, n_hidden=16), "conv": dict(block_size=8, n_embd=6, n_hidden=16)}
 
@@ -41,6 +40,8 @@ def batch(model, n=32):
 def assert_same_logits(tm, jm, X, Y):
     """Every position's logits (windows: (B, V); whole words: (B, T, V)), the loss, and the running statistics
     after the pass (which train mode updates)."""
+    import jax.numpy as jnp
+
     logits, loss = tm(X, Y)
     jlogits, jloss = jm(jnp.asarray(X.numpy()), jnp.asarray(Y.numpy()))
     np.testing.assert_allclose(np.array(jlogits), logits.detach().numpy(), atol=1e-5, rtol=0)
@@ -54,6 +55,8 @@ def assert_same_logits(tm, jm, X, Y):
 @pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_torch_to_jax_gives_the_same_logits(name, training):
+    from makemore.jax.models import set_training, to_jax
+
     tm = torch_model(name)
     tm(*batch(tm, 64))  # some running statistics that are not the initial ones
     jm = to_jax(name, tm)
@@ -65,6 +68,8 @@ def test_torch_to_jax_gives_the_same_logits(name, training):
 @functools.cache
 def trained_in_jax(name):
     """A JaxTrainer run to its end (once per family: the eval and train cases share it)."""
+    from makemore.jax.train import JaxTrainer
+
     tm = torch_model(name)
     trainer = JaxTrainer(name, tm, TrainConfig(steps=50, batch_size=16, eval_every=10**9), examples(tm, CORPUS, "train"),
                          examples(tm, CORPUS, "val"), torch.Generator().manual_seed(0))
@@ -78,6 +83,8 @@ def test_jax_to_torch_gives_the_same_logits(name, training):
     """JAX weights that torch never had (trained in JAX), loaded into a fresh torch model."""
     from flax import nnx
 
+    from makemore.jax.models import set_training, to_torch
+
     trainer = trained_in_jax(name)
     jm, _ = nnx.merge(trainer.graph, trainer.state)  # a model of its own: set_training below leaves the trainer's
     fresh = to_torch(jm, torch_model(name, seed=7))
@@ -90,6 +97,8 @@ def test_jax_to_torch_gives_the_same_logits(name, training):
 def test_jax_training_follows_torch_training(name, optimizer, schedule):
     """The same initial weights, the same batches, the same optimizer and schedule: the logged losses and the
     final weights agree with the PyTorch Trainer's (float32 rounding apart)."""
+    from makemore.jax.train import JaxTrainer
+
     cfg = TrainConfig(steps=300, batch_size=16, optimizer=optimizer, lr=0.1 if optimizer == "sgd" else 0.01,
                       schedule=schedule, weight_decay=0.01, eval_every=100, log_every=50)
     runs = {}
