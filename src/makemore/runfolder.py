@@ -43,7 +43,7 @@ class FolderLock:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         file = open(self.folder / LOCK, "a+")
-        for attempt in range(3):  # training_pid() holds a shared lock for an instant: a status probe, not a training
+        for _ in range(3):  # training_pid() holds a shared lock for an instant: a status probe, not a training
             try:
                 fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break

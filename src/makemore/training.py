@@ -84,10 +84,10 @@ class Training:
             self.train(callbacks, verbose)
             return self.trained() if self.trainer.ranks.lead else None
         finally:  # however it ends: the folder is free for the next training
-            self.lock.release()
+            self.close()
 
     def close(self):
-        """Let go of the run folder untrained (run() lets go as it ends): another training of it may start."""
+        """Let go of the run folder (run() does as it ends; call it for one not run): another training may start."""
         self.lock.release()
 
     def __enter__(self):
