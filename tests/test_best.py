@@ -142,11 +142,19 @@ def test_auto_scales_with_the_list_and_says_what_it_chose(tmp_path, word_file):
     huge = auto_recipe(ListStats(234_450, 187_560, 1_990_000, 27, 28))
     per_step = huge["train"]["batch_size"] * 1_990_000 / 187_560
     assert huge["train"]["steps"] == pytest.approx(AUTO_MAX_TARGETS / per_step, abs=1)  # bounded, whatever the list
-    result = cli("train", word_file, "--steps", 5, "--out", tmp_path / "run", "--samples", 0)
+    result = cli("train", word_file, "--steps", 5, "--out", tmp_path / "run", "--samples", 0, "--dropout", 0.25)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("auto: 120 items, ")
-    assert "gru 128 wide, dropout 0.5, mixed with a " in result.stdout.splitlines()[0]
+    assert result.stdout.startswith("auto: 120 items, ")  # the network's own options over the rule's
+    assert "gru 128 wide, dropout 0.25, mixed with a " in result.stdout.splitlines()[0]
     assert "-gram; up to 5 steps of 32, patience 10" in result.stdout.splitlines()[0]
+
+
+def test_the_auto_recipe_takes_its_own_models_options_and_refuses_others(word_file):
+    spec = makemore.resolve(word_file, n_hidden=96, discount=0.9)
+    assert spec.model_name == "gru+ngram" and spec.options["n_hidden"] == 96 and spec.options["discount"] == 0.9
+    assert "gru 96 wide" in spec.note
+    with pytest.raises(makemore.ConfigError, match="n_head: model 'gru\\+ngram' has no such option"):
+        makemore.resolve(word_file, n_head=2)
 
 
 def test_a_small_list_of_long_items_trains_for_fewer_steps():

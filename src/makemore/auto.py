@@ -55,6 +55,7 @@ AUTO = [  # (train characters below, n_embd, n_hidden, dropout, batch_size, epoc
     (300_000, 64, 192, 0.3, 64, 20),  # names.txt (182,625 characters): val 1.9486 in 93 s
     (math.inf, 64, 192, 0.1, 64, 20),  # more than about 30,000 items: AUTO_MAX_TARGETS ends it before 20 epochs
 ]
+AUTO_MODEL = "gru+ngram"  # a list conditioned on classes: "gru", whose options are a part of these
 AUTO_LR = 0.004
 AUTO_MAX_TARGETS = 4_000_000  # characters: names' 20 epochs (3.65M) fit; 234,450 words take a third of the lecture's time
 AUTO_PATIENCE = 10
@@ -83,7 +84,7 @@ def auto_recipe(stats: ListStats, gpu: bool = False, ngram_context: int | None =
     options = {"n_embd": n_embd, "n_hidden": n_hidden, "dropout": dropout}
     if ngram_context:
         options["ngram_context"] = ngram_context
-    return {"model": "gru+ngram" if ngram_context else "gru", "options": options,
+    return {"model": AUTO_MODEL if ngram_context else "gru", "options": options,
             "train": {"steps": steps, "batch_size": batch, "optimizer": "adamw", "lr": lr, "weight_decay": 0.1,
                       "schedule": "cosine", "patience": AUTO_PATIENCE}}
 

@@ -3,7 +3,7 @@ with settings over them; an ensemble recipe's members each resolved as a run."""
 
 from __future__ import annotations
 
-from makemore.auto import resolve_auto
+from makemore.auto import AUTO_MODEL, resolve_auto
 from makemore.config import RunSpec, TrainConfig, preset_path, read_config, resolve_run
 from makemore.data import Corpus
 from makemore.errors import ConfigError, UserError
@@ -22,7 +22,8 @@ def resolve(data=None, *, preset: str | None = None, config=None, model: str | N
         return resolve_members(doc, path, given)
     if path is not None or model is not None:
         return resolve_run(doc, path, given)
-    base = resolve_run({}, None, given)  # the data and how to read it, and the given fields checked
+    # the data and how to read it, and the given fields checked against the auto recipe's model
+    base = resolve_run({"model": AUTO_MODEL}, None, given)
     if not base.data:
         raise ConfigError("data", "no data given: a registered data set (names, spanish-places, english-words) or a "
                                   "text file with one item per line")
