@@ -267,7 +267,7 @@ def test_a_conditioned_model_generates_each_class_in_its_style(name, two_lists):
     corpus = Corpus.load_many(two_lists, condition="file")
     torch.manual_seed(0)
     options = {**TINY[name], "block_size": 32} if name == "transformer" else TINY[name]
-    trainer = make_trainer(corpus, name, options, TrainConfig(steps=400, batch_size=32, optimizer="adamw", lr=0.01,
+    trainer = make_trainer(corpus, name, options, TrainConfig(steps=300, batch_size=32, optimizer="adamw", lr=0.01,
                                                               eval_every=10**9, device="cpu"))
     trainer.run()
     model = trainer.model.eval()

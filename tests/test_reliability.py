@@ -18,7 +18,7 @@ from makemore.run import load_run
 from makemore.sample import Job, Options, generate_jobs
 from makemore.trainers import make_trainer
 
-from conftest import CORPUS, VOCAB, Killed, assert_one_line_error, build, cli, make_items, run_cli, train_into
+from conftest import CORPUS, VOCAB, Killed, assert_one_line_error, build, cli, make_items, train_into
 
 FLAGS = ["--n-embd", 8, "--n-hidden", 16, "--samples", 0]
 
@@ -58,13 +58,28 @@ def same_weights(a, b):
 # ----------------------------------------------------------------------------- kills
 
 
+# A run of 500 steps, evaluated every 200: the killed runs below resume to its weights. Checkpoints between
+# evaluations (--checkpoint-every) change nothing of a run's numbers, so it is trained once, without them.
+STEPS = ["--steps", 500, "--eval-every", 200, "--log-every", 100]
+
+
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory):
+    """The uninterrupted run: its folder, and the list it trained on."""
+    folder = tmp_path_factory.mktemp("whole")
+    words = folder / "my list.txt"
+    words.write_text("\n".join(make_items()) + "\n", encoding="utf-8")
+    assert cli("train", words, *FLAGS, *STEPS, "--checkpoint-every", 0, "--out", folder / "run").returncode == 0
+    return folder / "run", words
+
+
 @pytest.mark.slow
-def test_a_run_killed_at_a_random_moment_resumes_to_the_uninterrupted_weights(tmp_path, word_file):
+def test_a_run_killed_at_a_random_moment_resumes_to_the_uninterrupted_weights(tmp_path, whole):
     """SIGKILL at a random moment, with checkpoints every 0.2 s between evaluations 200 steps apart: the resumed
     run ends with the uninterrupted run's last weights, its summary and its metrics."""
-    args = [word_file, *FLAGS, "--steps", 500, "--eval-every", 200, "--log-every", 100, "--checkpoint-every", 0.2]
-    whole, killed = tmp_path / "whole", tmp_path / "killed"
-    assert cli("train", *args, "--out", whole).returncode == 0
+    whole, word_file = whole
+    args = [word_file, *FLAGS, *STEPS, "--checkpoint-every", 0.2]
+    killed = tmp_path / "killed"
     proc = started([*args, "--out", killed], killed)
     time.sleep(random.Random(int(time.time())).uniform(0.1, 0.6))
     proc.kill()
@@ -85,10 +100,10 @@ def test_a_run_killed_at_a_random_moment_resumes_to_the_uninterrupted_weights(tm
 
 
 @pytest.mark.slow
-def test_sigterm_saves_the_step_and_says_how_to_go_on(tmp_path, word_file):
-    args = [word_file, *FLAGS, "--steps", 500, "--eval-every", 500, "--checkpoint-every", 0]  # no checkpoint before
-    whole, stopped = tmp_path / "whole", tmp_path / "stopped"
-    assert cli("train", *args, "--out", whole).returncode == 0
+def test_sigterm_saves_the_step_and_says_how_to_go_on(tmp_path, whole):
+    whole, word_file = whole
+    args = [word_file, *FLAGS, *STEPS, "--checkpoint-every", 0]  # no checkpoint but the evaluations'
+    stopped = tmp_path / "stopped"
     proc = started([*args, "--out", stopped], stopped, until=lambda f: (f / "config.json").exists())
     time.sleep(1.0)
     proc.send_signal(signal.SIGTERM)
@@ -274,7 +289,7 @@ def test_a_model_gone_wrong_never_gives_a_name_below_min_len(tmp_path):
 def test_a_huge_item_is_refused_with_its_line(tmp_path):
     path = tmp_path / "list.txt"
     path.write_text("\n".join(make_items(300)[:150] + ["x" * 2**20] + make_items(300)[150:]) + "\n")
-    assert_one_line_error(run_cli("train", path, "--out", tmp_path / "r"),
+    assert_one_line_error(cli("train", path, "--out", tmp_path / "r"),
                           f"{path}:151: an item of 1,048,576 characters; an item may have at most {MAX_ITEM:,}")
     assert not (tmp_path / "r").exists()
 

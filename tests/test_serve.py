@@ -208,8 +208,8 @@ def test_serve_cli_refuses_a_taken_port_and_a_bad_run(runs, tmp_path):
 
 # ----------------------------------------------------------------------------- a real browser
 
-@pytest.fixture
-def server(runs):
+@pytest.fixture(scope="module")
+def server(runs):  # one server for the tests that only send it requests
     with serving(runs["plain"]) as (url, _):
         yield url
 

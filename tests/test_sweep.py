@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, assert_one_line_error, cli, free_port, run_cli
+from conftest import ROOT, assert_one_line_error, cli, free_port
 
 optuna = pytest.importorskip("optuna")
 
@@ -108,11 +108,11 @@ def test_a_killed_sweep_resumes_with_no_finished_trial_lost_and_the_killed_trial
     # second or more). The kill comes when one has just started, so it is still running when the kill lands. One
     # worker: several (spawned processes) are test_two_workers_...'s; here they would only cost their start. The
     # resumed sweep asks for one trial more than were kept: the killed one, run again once its heartbeat has been
-    # silent 6 s.
+    # silent 4 s (heartbeats every second: with one worker no live trial is ever checked for them).
     base, space = sweep_files(steps=600, eval_every=600)
     out = tmp_path / "sweep"
     args = [sys.executable, "-m", "makemore", "sweep", *map(str, ["--config", base, "--space", space, "--trials", 10,
-                                                                   "--workers", 1, "--out", out, "--grace", 6])]
+                                                                   "--workers", 1, "--out", out, "--grace", 4])]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
         deadline = time.time() + 120
@@ -144,8 +144,8 @@ def test_a_killed_sweep_resumes_with_no_finished_trial_lost_and_the_killed_trial
     interrupted = [t.params for t in killed if t.state.name == "RUNNING" and len(t.params) == n_values]
     assert interrupted
 
-    result = run_cli("sweep", "--config", base, "--space", space, "--trials", len(kept) + 1, "--workers", 1, "--out",
-                     out, "--grace", 6)  # the killed trial's heartbeat is silent 6 s, not the default 20, before a rerun
+    result = cli("sweep", "--config", base, "--space", space, "--trials", len(kept) + 1, "--workers", 1, "--out",
+                 out, "--grace", 4)  # the killed trial's heartbeat is silent 4 s, not the default 20, before a rerun
     assert result.returncode == 0, result.stderr
     resumed = load(out).trials
     assert len(finished(resumed)) >= len(kept) + 1

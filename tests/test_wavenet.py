@@ -18,7 +18,7 @@ def test_conv_equals_the_lectures_tree_at_every_val_position(names):
     """A trained hierarchical model's weights, loaded into the conv model: every position of every val word
     gets the windowed model's logits."""
     corpus = Corpus("names", names, Vocab.from_items(names))
-    trainer = make_trainer(corpus, "hierarchical", {}, TrainConfig(steps=300, eval_every=10**9, device="cpu"))
+    trainer = make_trainer(corpus, "hierarchical", {}, TrainConfig(steps=100, eval_every=10**9, device="cpu"))
     trainer.run()
     tree = trainer.model.eval()
     conv = ConvTree.from_hierarchical(tree).eval()
@@ -182,7 +182,7 @@ def test_conditioned_cached_equals_naive():
 def two_lists_run(two_lists, tmp_path_factory):
     run = tmp_path_factory.mktemp("cond") / "run"
     result = cli("train", *two_lists, "--condition", "file", "--model", "wavenet", "--n-embd", 16, "--n-skip", 32,
-                     "--optimizer", "adamw", "--lr", 0.01, "--steps", 300, "--batch-size", 32, "--out", run,
+                     "--optimizer", "adamw", "--lr", 0.01, "--steps", 150, "--batch-size", 32, "--out", run,
                      "--samples", 3)
     assert result.returncode == 0, result.stderr
     assert "class soft:" in result.stdout and "class hard:" in result.stdout
