@@ -2,6 +2,8 @@
 mixture of its parts computed by hand, the network trained exactly as it trains alone, the n-gram's context
 and the share chosen on val, and the sparse n-gram equal to its dense former self."""
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -10,9 +12,10 @@ from makemore import models
 from makemore.auto import ngram_context_for
 from makemore.config import TrainConfig
 from makemore.data import IGNORE, build_sequences, build_windows, examples
+from makemore.errors import ConfigError
 from makemore.models.base import position_logits
 from makemore.models.ensemble import fit_weights
-from makemore.models.interpolated import Interpolated, with_ngram
+from makemore.models.interpolated import DISCOUNTS, Interpolated, with_ngram
 from makemore.models.ngram import choose_context, longest_context
 from makemore.train import Trainer, evaluate
 
@@ -51,7 +54,7 @@ def test_the_loss_is_the_mixture_of_the_parts_computed_by_hand(name):
     network = build(network_name, **{k: v for k, v in model.members[0].config.__dict__.items()
                                      if k in models.options_of(network_name)})
     network.load_state_dict(model.members[0].state_dict())
-    ngram = build("ngram", block_size=model.config.ngram_context)
+    ngram = build("ngram", block_size=model.config.ngram_context, discount=model.discount.item())  # as chosen
     ngram.fit(*build_windows(CORPUS.split()[0], VOCAB, model.config.ngram_context))
     network.eval(), ngram.eval()
     X, Y = examples(model, CORPUS, "val")
@@ -88,6 +91,43 @@ def test_the_share_is_the_best_on_val_and_its_loss_is_vals():
     for share in torch.linspace(0, 1, 21).tolist():  # no share on a grid does better
         model.share.fill_(share)
         assert evaluate(model, val) >= loss - 1e-5
+
+
+def test_the_discount_is_chosen_with_the_share_and_carried_by_the_state():
+    """discount = 0 (the default): each evaluation chooses the n-gram's discount among DISCOUNTS with its share;
+    the kept state and a checkpoint carry it (a buffer), and a state from before the buffer loads its config's."""
+    model = fitted()
+    assert model.config.discount == 0
+    val = examples(model, CORPUS, "val")
+    loss = model.choose_share(val)
+    chosen = model.discount.item()
+    assert chosen in DISCOUNTS and model.members[1].config.discount == chosen
+    assert loss == pytest.approx(evaluate(model, val), abs=1e-5)
+    for discount in DISCOUNTS:  # no discount and share on a grid does better
+        model.set_discount(discount)
+        for share in torch.linspace(0.05, 0.95, 10).tolist():
+            model.share.fill_(share)
+            assert evaluate(model, val) >= loss - 1e-5
+
+    model.set_discount(0.9)
+    X = examples(model, CORPUS, "test")[0][:8]
+    copy = Interpolated(model.config)
+    copy.load_state_dict(model.state_dict())
+    assert copy.members[1].config.discount == 0.9
+    torch.testing.assert_close(copy.eval()(X)[0], model(X)[0], atol=0, rtol=0)
+    old = {k: v for k, v in model.state_dict().items() if k != "discount"}  # a checkpoint of before
+    copy.load_state_dict(old)
+    assert copy.members[1].config.discount == DISCOUNTS[0]
+
+    fixed = Interpolated(dataclasses.replace(model.config, discount=0.6))
+    fixed.load_state_dict(old)
+    fixed.choose_share(val)
+    assert fixed.discount.item() == pytest.approx(0.6) and fixed.members[1].config.discount == pytest.approx(0.6)
+
+
+def test_an_ngram_alone_needs_a_discount():
+    with pytest.raises(ConfigError, match="discount"):
+        models.build("ngram", models.make_config("ngram", vocab_size=VOCAB.size, discount=0.0))
 
 
 def test_fit_weights_at_the_ends_and_inside():

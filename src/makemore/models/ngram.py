@@ -115,6 +115,8 @@ class NGram(nn.Module):
         if config.vocab_size ** (config.block_size + 1) >= MAX_ID:
             raise ConfigError("block_size", f"{config.block_size} characters of context over {config.vocab_size} "
                                             "tokens are more contexts than an n-gram table can number")
+        if not 0 < config.discount <= 1:
+            raise ConfigError("discount", f"the n-gram's discount is in (0, 1]; got {config.discount}")
         self.config = config
         for k in range(config.block_size + 1):  # order k: k tokens of context; sizes come from the data
             self.register_buffer(f"pairs{k}", torch.zeros(0, dtype=torch.long))  # (n_k,) sorted pair ids
