@@ -82,11 +82,16 @@ def two_lists(tmp_path_factory):
     return soft, hard
 
 
-@pytest.fixture
-def word_file(tmp_path):
-    path = tmp_path / "my list.txt"
+def write_word_file(folder) -> Path:
+    """The list a user trains in the tests: make_items(), one per line, in a file whose name has a space."""
+    path = folder / "my list.txt"
     path.write_text("\n".join(make_items()) + "\n", encoding="utf-8")
     return path
+
+
+@pytest.fixture
+def word_file(tmp_path):
+    return write_word_file(tmp_path)
 
 
 # ----------------------------------------------------------------------------- tiny models of every family

@@ -18,7 +18,7 @@ from makemore.run import load_run
 from makemore.sample import Job, Options, generate_jobs
 from makemore.trainers import make_trainer
 
-from conftest import CORPUS, VOCAB, Killed, assert_one_line_error, build, cli, make_items, train_into
+from conftest import CORPUS, VOCAB, Killed, assert_one_line_error, build, cli, make_items, train_into, write_word_file
 
 FLAGS = ["--n-embd", 8, "--n-hidden", 16, "--samples", 0]
 
@@ -67,8 +67,7 @@ STEPS = ["--steps", 500, "--eval-every", 200, "--log-every", 100]
 def whole(tmp_path_factory):
     """The uninterrupted run: its folder, and the list it trained on."""
     folder = tmp_path_factory.mktemp("whole")
-    words = folder / "my list.txt"
-    words.write_text("\n".join(make_items()) + "\n", encoding="utf-8")
+    words = write_word_file(folder)
     assert cli("train", words, *FLAGS, *STEPS, "--checkpoint-every", 0, "--out", folder / "run").returncode == 0
     return folder / "run", words
 

@@ -11,6 +11,7 @@ import torch
 
 from makemore.config import RunSpec, on_gpu, resolve_run
 from makemore.data import Corpus, build_windows
+from makemore.models.interpolated import starting_discount
 from makemore.models.ngram import choose_context, longest_context
 
 
@@ -89,12 +90,13 @@ def auto_recipe(stats: ListStats, gpu: bool = False, ngram_context: int | None =
                       "schedule": "cosine", "patience": AUTO_PATIENCE}}
 
 
-def ngram_context_for(corpus: Corpus, discount: float = 0.75) -> int:
-    """The n-gram context of a network + n-gram model for this list: ngram.choose_context on its split."""
+def ngram_context_for(corpus: Corpus, discount: float = 0) -> int:
+    """The n-gram context of a network + n-gram model for this list: ngram.choose_context on its split, at the
+    discount the n-gram starts with."""
     V, top = corpus.vocab.size, longest_context(corpus.vocab.size)
     train, val = (part[0] if corpus.labels is not None else part for part in corpus.split()[:2])
     return choose_context(build_windows(train, corpus.vocab, top), build_windows(val, corpus.vocab, top), V,
-                          discount)[0]
+                          starting_discount(discount))[0]
 
 
 def auto_note(stats: ListStats, spec: RunSpec) -> str:

@@ -14,7 +14,6 @@ from makemore.config import TrainConfig
 from makemore.data import IGNORE, Corpus, examples, sequences
 from makemore.errors import ConfigError, UserError
 from makemore.models.base import position_logits
-from makemore.models.interpolated import DISCOUNTS
 from makemore.ranks import world_size
 from makemore.run import Run, load_run
 from makemore.train import Trainer
@@ -36,7 +35,7 @@ def make_trainer(corpus: Corpus, model_name: str, model_options: dict, cfg: Trai
     if model_cfg.block_size == 0:  # "see the whole item": the longest item and its end token
         model_cfg.block_size = corpus.longest + 1
     if getattr(model_cfg, "ngram_context", None) == 0:  # a network + n-gram model's n-gram, sized for the list
-        model_cfg.ngram_context = ngram_context_for(corpus, model_cfg.discount or DISCOUNTS[0])
+        model_cfg.ngram_context = ngram_context_for(corpus, model_cfg.discount)
     if cfg.backend == "jax":
         from makemore.jax import MODELS as JAX_MODELS
         from makemore.jax import require

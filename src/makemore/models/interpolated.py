@@ -38,6 +38,11 @@ def with_ngram(name: str, config_cls, model_cls):
 DISCOUNTS = (0.75, 0.9)  # the n-gram's discounts a mixture chooses among; the first where they tie
 
 
+def starting_discount(discount: float) -> float:
+    """A config's discount, or (0: to be chosen) the one the n-gram counts and starts with."""
+    return discount or DISCOUNTS[0]
+
+
 class Interpolated(Mixture):
     """members[0]: the network; members[1]: the n-gram; share: the n-gram's weight."""
 
@@ -52,26 +57,21 @@ class Interpolated(Mixture):
                                                "one from its list where it is 0)")
         self.config = config
         network = config_cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(config_cls)})
-        ngram = NGramConfig(config.vocab_size, config.ngram_context, config.discount or DISCOUNTS[0])
+        ngram = NGramConfig(config.vocab_size, config.ngram_context, starting_discount(config.discount))
         self.members = nn.ModuleList([model_cls(network, generator=generator), NGram(ngram)])
         self.register_buffer("share", torch.tensor(0.5))
         self.register_buffer("discount", torch.tensor(ngram.discount, dtype=torch.float64))  # the n-gram's, as chosen
 
     def set_discount(self, discount: float):
         self.discount.fill_(discount)
-        self.sync_discount()
-
-    def sync_discount(self):
-        ngram = self.members[1]
-        if ngram.config.discount != self.discount.item():
-            ngram.config.discount = self.discount.item()
-            ngram._automaton = None  # generation's, made with the discount
+        self.members[1].set_discount(self.discount.item())
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # a checkpoint from before the discount was a buffer: the discount of its config
-        state_dict.setdefault(prefix + "discount", torch.tensor(self.config.discount or DISCOUNTS[0], dtype=torch.float64))
+        default = torch.tensor(starting_discount(self.config.discount), dtype=torch.float64)
+        state_dict.setdefault(prefix + "discount", default)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        self.sync_discount()
+        self.members[1].set_discount(self.discount.item())
 
     @property
     def log_weights(self):

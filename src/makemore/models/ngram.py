@@ -165,6 +165,13 @@ class NGram(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         self.index()
 
+    def set_discount(self, discount: float):
+        """Another discount D for the counts as they are (a mixture chooses it on val): generation's automaton,
+        made with the old one, is made again on first use."""
+        if discount != self.config.discount:
+            self.config.discount = discount
+            self._automaton = None
+
     @torch.no_grad()
     def automaton(self):
         """The n-gram as an automaton, for generation, or None where it would pass AUTOMATON entries: its nodes
