@@ -5,9 +5,11 @@ import torch
 
 from makemore import checkpoint, models
 from makemore.config import TrainConfig
-from makemore.data import build_sequences, build_windows, examples
+from makemore.data import IGNORE, build_sequences, build_windows, examples
 from makemore.errors import ConfigError
+from makemore.models.base import target_logprobs, target_probs
 from makemore.run import load_run
+from makemore.train import evaluate
 
 from conftest import CORPUS, ITEMS, TINY, VOCAB, build, trained
 
@@ -85,6 +87,23 @@ def test_causality(name):
         logits = position_logits(model, changed)
         assert torch.equal(logits[: j + 1], base[: j + 1]), f"position <= {j} saw character {j}"
         assert not torch.equal(logits[j + 1 : j + 2], base[j + 1 : j + 2])  # the next position does see it
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_evaluation_in_batches_of_like_lengths_equals_one_padded_batch(name):
+    """Evaluation sorts a split's words by length and cuts each batch after its longest: every target's
+    probability, and the mean loss, are those of the whole split as one batch padded to its longest word."""
+    model = trained(name)
+    X, Y = build_sequences(ITEMS, VOCAB)
+    with torch.no_grad():
+        whole = target_logprobs(model, X, Y).exp()
+    by_length = target_probs(model, (X, Y), batch_size=7)
+    assert len(set((Y != IGNORE).sum(1).tolist())) > 3 and len(by_length) == (Y != IGNORE).sum()
+    torch.testing.assert_close(by_length, whole, rtol=1e-6, atol=0)
+    data = examples(model, CORPUS, "val")
+    assert evaluate(model, data, batch_size=7) == pytest.approx(evaluate(model, data, batch_size=len(data[0])), rel=1e-6)
+    if not model.windowed:
+        assert evaluate(model, (X, Y), batch_size=7) == pytest.approx(-whole.log().mean().item(), rel=1e-6)
 
 
 @pytest.mark.parametrize("name", TINY)

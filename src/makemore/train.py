@@ -12,7 +12,7 @@ from makemore.config import TrainConfig, resolve_device
 from makemore.data import IGNORE
 from makemore.errors import ConfigError
 from makemore.loop import Loop, clone_state
-from makemore.models.base import evaluating
+from makemore.models.base import evaluating, length_batches
 from makemore.optim import AdamW, LectureSGD, Optimizer
 from makemore.ranks import Ranks, join_ranks, leave_ranks
 from makemore.scratch import BatchNorm1d
@@ -32,15 +32,16 @@ def evaluate(model, data, batch_size: int = 1024) -> float:
     """Mean cross-entropy per target over a whole split, with the model in eval mode (BatchNorm uses running
     stats). data is (X, Y) windows (N, T), (N,), or padded sequences (N, T), (N, T) with IGNORE where there is
     no target, and then perhaps the class of each row (N,)."""
-    X, Y, *rest = data
+    X, Y = data[:2]
     total = torch.zeros((), dtype=torch.float64, device=X.device)
+    batches = length_batches(data, batch_size) if Y.ndim == 2 else \
+        ((None, [t[i : i + batch_size] for t in data]) for i in range(0, len(X), batch_size))
     with evaluating(model):
-        for i in range(0, len(X), batch_size):
-            targets = Y[i : i + batch_size]
+        for _, (x, targets, *rest) in batches:
             if hasattr(model, "target_logprobs"):  # an n-gram or a mixture: the targets' probabilities only
-                total -= model.target_logprobs(X[i : i + batch_size], targets).sum()
+                total -= model.target_logprobs(x, targets).sum()
                 continue
-            logits, _ = model(X[i : i + batch_size], None, *(t[i : i + batch_size] for t in rest))
+            logits, _ = model(x, None, *rest)
             total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE,
                                      reduction="sum").double()
     return total.item() / (Y != IGNORE).sum().item()
@@ -218,6 +219,9 @@ class Trainer(Loop):
         if hasattr(self.model, "choose_share"):  # a network and an n-gram: their mixture's share is chosen on val
             return self.model.choose_share(self.val_data)
         return super().val_loss()
+
+    def chosen_on_val(self) -> dict:
+        return self.model.chosen_on_val() if hasattr(self.model, "chosen_on_val") else {}
 
     def out_of_time(self, elapsed: float) -> bool:
         if self.ranks.world == 1:
