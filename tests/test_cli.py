@@ -7,9 +7,11 @@ import math
 import pytest
 import torch
 
+import makemore
 from makemore.auto import ngram_context_for
 from makemore.data import Corpus, Vocab
 from makemore.models import MODELS
+from makemore.models.interpolated import DISCOUNTS
 
 from conftest import assert_one_line_error, cli, make_items, run_cli
 
@@ -51,6 +53,13 @@ def test_train_writes_the_run_folder(trained_run):
     assert train_line == f"train {summary['train_loss']:.4f}" and val_line == f"val {summary['val_loss']:.4f}"
     assert summary["val_loss"] < math.log(V) - 0.5  # it learned something beyond uniform
     assert any(line.startswith("novelty ") for line in out)
+    kept = makemore.load(run).model  # what val chose, as the kept model holds it, in the summary and on the screen
+    assert 0 < summary["ngram_share"] < 1 and summary["ngram_discount"] in DISCOUNTS
+    assert summary["ngram_share"] == round(kept.share.item(), 4) and summary["ngram_discount"] == kept.discount.item()
+    best = next(m for m in metrics if m["step"] == summary["best_step"] and "val_loss" in m)
+    assert (best["ngram_share"], best["ngram_discount"]) == (summary["ngram_share"], summary["ngram_discount"])
+    assert f"mixed with the n-gram at a share of {summary['ngram_share']:.2f}, discount " \
+           f"{summary['ngram_discount']:g} (both chosen on val)" in out
 
 
 def test_eval_prints_one_line_per_split_like_split_loss(trained_run):

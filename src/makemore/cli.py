@@ -85,6 +85,9 @@ def print_result(run):
               f"train {s['last_train_loss']:.4f}, val {s['last_val_loss']:.4f})")
     elif s.get("best_weights") == "average":
         print(f"kept {kept}, evaluated better than the weights themselves")
+    if "ngram_share" in s:
+        print(f"mixed with the n-gram at a share of {s['ngram_share']:.2f}, discount {s['ngram_discount']:g} "
+              "(both chosen on val)")
     print(f"train {s['train_loss']:.4f}")
     print(f"val {s['val_loss']:.4f}")
     print(f"test {s['test_loss']:.4f}")

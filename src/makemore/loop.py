@@ -157,19 +157,20 @@ class Loop:
         evaluation (the end of its steps, or the one after which patience stops it)."""
         val = self.val_loss()
         self.finite(val)
+        chosen = self.chosen_on_val()
         raw = None  # the weights, while the better average stands in their place
         if self.averaged is not None:  # the moving average of the weights, evaluated in their place
             raw = self.swap_weights(self.averaged)
             averaged = self.val_loss()
             if averaged < val:
-                val = averaged
+                val, chosen = averaged, self.chosen_on_val()
             else:
                 self.swap_weights(raw)
                 raw = None
         worse = self.best is not None and not val < self.best["val_loss"]
         final = final or bool(worse and self.cfg.patience and self.bad_evals + 1 >= self.cfg.patience)
         train = self.split_loss(self.train_data if final else self.train_sample)
-        self.last_eval = {"step": self.step, "train_loss": train, "val_loss": val}
+        self.last_eval = {"step": self.step, "train_loss": train, "val_loss": val, **chosen}
         if self.averaged is not None:
             self.last_eval["weights"] = "last" if raw is None else "average"
         self.before_eval_event()
@@ -193,6 +194,10 @@ class Loop:
     def val_loss(self) -> float:
         """The loss over the whole val split (a backend whose model makes a choice on val makes it here)."""
         return self.split_loss(self.val_data)
+
+    def chosen_on_val(self) -> dict:
+        """What val_loss() chose, for the evaluation's record (the summary's, when it is the best): {} if nothing."""
+        return {}
 
     def before_eval_event(self):
         """What must be current before the 'eval' callbacks (a checkpoint among them) run."""
@@ -238,7 +243,7 @@ class Loop:
         self.step, self.elapsed = state["step"], state["elapsed"]
         best = state.get("best")
         if best is not None:  # which evaluation is best goes on as if the run had never stopped
-            self.best = {k: best[k] for k in ("step", "train_loss", "val_loss", "weights") if k in best}
+            self.best = {k: v for k, v in best.items() if k not in ("bad_evals", "model")}
             self.best_state = best["model"] if best["model"] is not None else clone_state(self.model)
             self.bad_evals = best["bad_evals"]
         self.averaged = state.get("averaged")

@@ -152,6 +152,7 @@ class RunWriter:
             "val_loss": best["val_loss"],
             **({"test_loss": self.test_loss} if self.test_loss is not None else {}),
             "best_step": best["step"],
+            **{k: best[k] for k in ("ngram_share", "ngram_discount") if k in best},  # chosen on val
             "last_train_loss": last["train_loss"],
             "last_val_loss": last["val_loss"],
             "stopped": trainer.stopped,

@@ -108,3 +108,7 @@ class Interpolated(Mixture):
         self.set_discount(discount)
         self.share.fill_(share)
         return loss
+
+    def chosen_on_val(self) -> dict:
+        """The share and the discount choose_share set, as a run's evaluation records them."""
+        return {"ngram_share": round(self.share.item(), 4), "ngram_discount": self.discount.item()}
