@@ -67,9 +67,10 @@ class Training:
             changed = "".join(f"; {k} {shown(new)} (was {shown(old)})" for k, (old, new) in self.changed.items())
             return [f"resuming {self.folder} at step {t.step:,} of {t.cfg.steps:,}{changed}"]
         ranks = f" x {t.ranks.world} processes" if t.ranks.world > 1 else ""
+        counts = " and the n-gram's counts, made before the first step" if hasattr(t.model, "fit") else ""
         lines = [f"{self.corpus.source}: {len(self.corpus.items):,} items, vocabulary of {self.corpus.vocab.size}; "
                  f"{len(t.train_data[0]):,} train / {len(t.val_data[0]):,} val examples",
-                 f"model {self.model_name}: {models.num_params(t.model):,} parameters; {t.cfg.steps:,} steps on "
+                 f"model {self.model_name}: {models.num_params(t.model):,} parameters{counts}; {t.cfg.steps:,} steps on "
                  f"{t.device}{ranks}, evaluated every {t.cfg.eval_every:,}; run folder {self.folder}"
                  if t.optimizer is not None else
                  f"model {self.model_name}: counted in one pass on {t.device}; run folder {self.folder}"]
