@@ -29,6 +29,9 @@ class Interrupted(KeyboardInterrupt):
         self.why = why
 
 
+RECORD = ("step", "train_loss", "val_loss", "weights")  # an evaluation's own keys; the others are what val chose
+
+
 class Loop:
     """The training loop. Callbacks see every event, fn(trainer, event), with event in
     'step' (after each optimizer step), 'log' (every log_every steps: self.last_log), 'eval' (every

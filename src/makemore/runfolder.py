@@ -18,6 +18,7 @@ from makemore import checkpoint, models
 from makemore.data import Corpus
 from makemore.errors import ConfigError, UserError
 from makemore.files import truncate_jsonl, write_json, write_jsonl
+from makemore.loop import RECORD
 
 CHECKPOINT = "model.pt"  # the model and everything to go on (checkpoint.py)
 CONFIG = "config.json"  # what was asked for: the data, the model's and the training's settings
@@ -152,7 +153,7 @@ class RunWriter:
             "val_loss": best["val_loss"],
             **({"test_loss": self.test_loss} if self.test_loss is not None else {}),
             "best_step": best["step"],
-            **{k: best[k] for k in ("ngram_share", "ngram_discount") if k in best},  # chosen on val
+            **{k: v for k, v in best.items() if k not in RECORD},  # what val chose (a mixture's share...)
             "last_train_loss": last["train_loss"],
             "last_val_loss": last["val_loss"],
             "stopped": trainer.stopped,

@@ -12,7 +12,7 @@ from makemore.config import TrainConfig, resolve_device
 from makemore.data import IGNORE
 from makemore.errors import ConfigError
 from makemore.loop import Loop, clone_state
-from makemore.models.base import evaluating, length_batches
+from makemore.models.base import eval_batches, evaluating
 from makemore.optim import AdamW, LectureSGD, Optimizer
 from makemore.ranks import Ranks, join_ranks, leave_ranks
 from makemore.scratch import BatchNorm1d
@@ -34,10 +34,8 @@ def evaluate(model, data, batch_size: int = 1024) -> float:
     no target, and then perhaps the class of each row (N,)."""
     X, Y = data[:2]
     total = torch.zeros((), dtype=torch.float64, device=X.device)
-    batches = length_batches(data, batch_size) if Y.ndim == 2 else \
-        ((None, [t[i : i + batch_size] for t in data]) for i in range(0, len(X), batch_size))
     with evaluating(model):
-        for _, (x, targets, *rest) in batches:
+        for _, (x, targets, *rest) in eval_batches(data, batch_size):
             if hasattr(model, "target_logprobs"):  # an n-gram or a mixture: the targets' probabilities only
                 total -= model.target_logprobs(x, targets).sum()
                 continue

@@ -57,12 +57,17 @@ def target_logprobs(model, idx, targets):
     return F.log_softmax(model(idx)[0].double(), dim=-1)[kept].gather(1, targets[kept][:, None])[:, 0]
 
 
-def length_batches(data, batch_size: int = 1024):
-    """Batches of whole sequences (X, Y, *rest: (N, T), (N, T), (N,)...) for evaluation: their rows sorted by
-    length and each batch cut after its longest target, so that a split's longest word does not pad every batch
-    to its length (no position sees the ones after it). Yields (rows, the batch). On names' val, the GRU's pass
-    took 0.20 s instead of 0.51 s, with the same probabilities to the bit."""
+def eval_batches(data, batch_size: int = 1024):
+    """A split's batches for evaluation: yields (rows, the batch). Windows (X (N, T), Y (N,)) come in order.
+    Whole sequences (X, Y, *rest: (N, T), (N, T), (N,)...) come with their rows sorted by length and each batch
+    cut after its longest target, so that a split's longest word does not pad every batch to its length (no
+    position sees the ones after it): on names' val, the GRU's pass took 0.20 s instead of 0.51 s, with the same
+    probabilities to the bit."""
     Y = data[1]
+    if Y.ndim == 1:
+        for i in range(0, len(Y), batch_size):
+            yield slice(i, i + batch_size), [t[i : i + batch_size] for t in data]
+        return
     ends = ((Y != IGNORE) * torch.arange(1, Y.shape[1] + 1, device=Y.device)).amax(1)  # (N,): after the last target
     order = torch.argsort(ends, stable=True)
     for i in range(0, len(order), batch_size):
@@ -77,7 +82,7 @@ def target_probs(model, data, batch_size: int = 1024) -> torch.Tensor:
     """The probability the model gives each target of data (X, Y: whole sequences), in order: (targets,)."""
     X, Y = data[:2]
     probs = torch.zeros(Y.shape, dtype=torch.float64, device=Y.device)
-    for rows, (x, y, *_) in length_batches((X, Y), batch_size):
+    for rows, (x, y, *_) in eval_batches((X, Y), batch_size):
         batch = torch.zeros(y.shape, dtype=torch.float64, device=y.device)
         batch[y != IGNORE] = target_logprobs(model, x, y).exp()
         probs[rows, : y.shape[1]] = batch
