@@ -7,7 +7,7 @@ from makemore import checkpoint, models
 from makemore.config import TrainConfig
 from makemore.data import IGNORE, build_sequences, build_windows, examples
 from makemore.errors import ConfigError
-from makemore.models.base import target_logprobs, target_probs
+from makemore.models.base import dropout, target_logprobs, target_probs
 from makemore.run import load_run
 from makemore.train import evaluate
 
@@ -218,6 +218,23 @@ def test_weight_drop_drops_whole_recurrent_weights_for_the_batch_and_only_in_tra
     plain.train()
     plain(X, Y)[1].backward()
     assert (plain.rnn.weight_hh_l0.grad == 0).float().mean() < 0.05  # without it, no weight's gradient is zero
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_dropout_zeroes_a_share_p_scales_the_rest_and_passes_the_gradient_through_the_same_mask(p):
+    torch.manual_seed(0)
+    x = torch.randn(64, 16, 192, requires_grad=True)  # 196,608 draws: the kept share's sd is at most 0.0012
+    y = dropout(x, p, True)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - (1 - p)) < 0.006
+    assert torch.allclose(y[kept], x[kept] / (1 - p))
+    y.sum().backward()
+    assert torch.allclose(x.grad, kept.float() / (1 - p))  # as F.dropout's: the mask, scaled
+    assert torch.equal(dropout(x, p, False), x) and torch.equal(dropout(x, 0.0, True), x)
+    torch.manual_seed(1)
+    first = dropout(x, p, True)
+    torch.manual_seed(1)
+    assert torch.equal(first, dropout(x, p, True))  # torch's generator: a seed, and a resumed run, repeat it
 
 
 @pytest.mark.parametrize("name", ["rnn", "gru", "lstm"])

@@ -25,6 +25,17 @@ def evaluating(model):
         model.train(was_training)
 
 
+def dropout(x, p: float, training: bool):
+    """F.dropout in distribution: each element zeroed with probability p, the rest scaled by 1 / (1 - p). On a
+    CPU its mask is a uniform draw compared with p: torch's own draws Bernoulli numbers, which for a GRU's
+    (64, 16, 192) outputs took 2.5-3.5 ms forward and backward against 1.3-1.8 ms (2 cores), out of a training
+    step's 16-20. Elsewhere, and at p = 0, torch's."""
+    if not training or p == 0 or x.device.type != "cpu":
+        return F.dropout(x, p, training)
+    keep = torch.rand(x.shape, dtype=torch.float32) >= p
+    return x * keep.to(x.dtype).mul_(1 / (1 - p))
+
+
 def levels_for(block_size: int) -> int:
     """The depth of a tree of pairs that covers block_size positions."""
     levels = round(math.log2(block_size)) if block_size > 0 else 0

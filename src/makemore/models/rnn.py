@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from makemore.models.base import SequenceModel
+from makemore.models.base import SequenceModel, dropout
 
 CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 CHUNK = 2048  # rows a GRU step computes at once in generation on a CPU: 20,000 at once took 1.8x the time on 2 cores
@@ -50,7 +50,6 @@ class Recurrent(SequenceModel):
         self.embedding = nn.Embedding(config.vocab_size, config.n_embd)
         self.rnn = CELLS[config.cell](config.n_embd, config.n_hidden, config.n_layers, batch_first=True,
                                       dropout=config.dropout if config.n_layers > 1 else 0.0)
-        self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.n_hidden, config.vocab_size)
         with torch.no_grad():
             self.head.weight *= 0.1  # a loss near ln(vocab_size) at init
@@ -63,12 +62,12 @@ class Recurrent(SequenceModel):
     def forward(self, idx, targets=None, cls=None):
         x = self.embedding(idx)  # (B, T, E)
         if self.config.emb_dropout:  # only where set: dropout draws random numbers even at p = 0
-            x = F.dropout(x, self.config.emb_dropout, self.training)
+            x = dropout(x, self.config.emb_dropout, self.training)
         cond = self.class_vector(cls, len(idx))
         if cond is not None:
             x = x + cond[:, None]
         out, _ = self.recur(x)  # (B, T, H)
-        logits = self.head(self.dropout(out))  # (B, T, V)
+        logits = self.head(dropout(out, self.config.dropout, self.training))  # (B, T, V)
         return logits, self.loss(logits, targets)
 
     def recur(self, x):
