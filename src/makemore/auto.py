@@ -62,11 +62,13 @@ AUTO_MAX_TARGETS = 4_000_000  # characters: names' 20 epochs (3.65M) fit; 234,45
 AUTO_PATIENCE = 10
 AUTO_GPU_BATCH = 4  # on a GPU: batches this many times larger, lr x2, as many epochs (H100, names: val 1.946-1.954)
 # A list of fewer than AUTO_SMALL_ITEMS items trains on the CPU for at most AUTO_SMALL_POSITIONS padded positions
-# (steps x batch x the batch's longest item): the GRU computes about 23,000 a second on one thread whatever the
-# items' length, so this is about 25 s. Long items cost their padding: 3,000 Mexican places (16 characters on
-# average, 41 for a batch's longest) train for 6 epochs where 3,000 names (7 and 11) train for 20.
+# (steps x batch x the batch's longest item): the GRU computes about 27,000 a second on one thread whatever the
+# items' length, evaluations included, so this is about 23 s (30 s on a slow day). Long items cost their padding:
+# 3,000 Mexican places (16 characters on average, 41 for a batch's longest) train for 6 epochs where 3,000 names
+# (7 and 11) train for 20. Where the budget ends a run before its epochs, more of it still gains (550,000 ->
+# 620,000: val and test lower on all six such rungs of the ladder, benchmarks/README.md).
 AUTO_SMALL_ITEMS = 10_000
-AUTO_SMALL_POSITIONS = 550_000
+AUTO_SMALL_POSITIONS = 620_000
 
 
 def auto_recipe(stats: ListStats, gpu: bool = False, ngram_context: int | None = None,
