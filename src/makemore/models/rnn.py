@@ -60,9 +60,7 @@ class Recurrent(SequenceModel):
         return None  # the whole history
 
     def forward(self, idx, targets=None, cls=None):
-        x = self.embedding(idx)  # (B, T, E)
-        if self.config.emb_dropout:  # only where set: dropout draws random numbers even at p = 0
-            x = dropout(x, self.config.emb_dropout, self.training)
+        x = dropout(self.embedding(idx), self.config.emb_dropout, self.training)  # (B, T, E); p = 0 draws nothing
         cond = self.class_vector(cls, len(idx))
         if cond is not None:
             x = x + cond[:, None]
