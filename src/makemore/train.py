@@ -219,7 +219,7 @@ class Trainer(Loop):
         return super().val_loss()
 
     def chosen_on_val(self) -> dict:
-        return self.model.chosen_on_val() if hasattr(self.model, "chosen_on_val") else {}
+        return getattr(self.model, "chosen_on_val", dict)()  # a mixture's share and discount; else nothing
 
     def out_of_time(self, elapsed: float) -> bool:
         if self.ranks.world == 1:
