@@ -10,7 +10,7 @@ import torch
 
 import makemore
 from makemore import models
-from makemore.auto import AUTO_MAX_TARGETS, AUTO_SMALL_POSITIONS, ListStats, auto_note, auto_recipe
+from makemore.auto import AUTO_MAX_NETWORKS, AUTO_MAX_TARGETS, AUTO_SMALL_POSITIONS, ListStats, auto_note, auto_recipe
 from makemore.config import TrainConfig, resolve_run
 from makemore.data import Corpus, Vocab
 from makemore.run import load_run
@@ -128,9 +128,10 @@ def test_the_auto_rule_gives_a_valid_config(name, tmp_path):
         path.write_text("\n".join(items) + "\n")
         run = makemore.train(path, out=tmp_path / "run", verbose=False, steps=3)
         auto = json.loads((tmp_path / "run" / "config.json").read_text())["auto"]
-        context = run.model.config.ngram_context
-        assert auto == note.replace(f"up to {spec.train.steps:,} steps", "up to 3 steps").replace(
-            "; up to", f", mixed with a {context + 1}-gram; up to")  # with the n-gram chosen for the list
+        context = run.model.config.ngram_context  # with the n-gram chosen for the list, and its networks
+        mixed = resolve_run(auto_recipe(stats, ngram_context=context), None)
+        assert auto == auto_note(stats, mixed).replace(f"up to {spec.train.steps:,} steps", "up to 3 steps")
+        assert f", mixed with a {context + 1}-gram; up to 3 steps" in auto
         assert run.model_name == "gru+ngram" and len(run.generate(3, seed=0)) == 3
 
 
@@ -145,14 +146,14 @@ def test_auto_scales_with_the_list_and_says_what_it_chose(tmp_path, word_file):
     result = cli("train", word_file, "--steps", 5, "--out", tmp_path / "run", "--samples", 0, "--dropout", 0.25)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("auto: 120 items, ")  # the network's own options over the rule's
-    assert "gru 128 wide, dropout 0.25, mixed with a " in result.stdout.splitlines()[0]
-    assert "-gram; up to 5 steps of 32, patience 10" in result.stdout.splitlines()[0]
+    assert f"{AUTO_MAX_NETWORKS} grus 128 wide, dropout 0.25, mixed with a " in result.stdout.splitlines()[0]
+    assert f"-gram; up to 5 steps of {32 * AUTO_MAX_NETWORKS}, patience 10" in result.stdout.splitlines()[0]
 
 
 def test_the_auto_recipe_takes_its_own_models_options_and_refuses_others(word_file):
     spec = makemore.resolve(word_file, n_hidden=96, discount=0.9)
     assert spec.model_name == "gru+ngram" and spec.options["n_hidden"] == 96 and spec.options["discount"] == 0.9
-    assert "gru 96 wide" in spec.note
+    assert "grus 96 wide" in spec.note
     with pytest.raises(makemore.ConfigError, match="n_head: model 'gru\\+ngram' has no such option"):
         makemore.resolve(word_file, n_head=2)
 
@@ -172,6 +173,23 @@ def test_a_small_list_of_long_items_trains_for_fewer_steps():
     mixed = ListStats(3000, 4, 25, 27, 9, (0, 0, 1, 0, 0, 0, 0, 0, 2, 1))  # lengths 2, 8, 8, 9
     assert mixed.positions(1) == pytest.approx(27 / 4)  # one item a batch: the mean length
     assert mixed.positions(2) == pytest.approx(2 * sum(max(a, b) for a in (2, 8, 8, 9) for b in (2, 8, 8, 9)) / 16)
+
+
+def test_a_small_list_spends_the_budget_its_epochs_leave_on_more_networks():
+    """Below AUTO_SMALL_ITEMS items, on the CPU: as many networks as the budget holds at the list's steps (at most
+    AUTO_MAX_NETWORKS), each with a batch of its own rows; one where the budget ends the epochs, and on a GPU."""
+    for items in (60, 300, 1000, 3000):
+        stats = ListStats(items, items * 4 // 5, items * 4 // 5 * 8, 27, 12, tuple([0] * 8 + [items * 4 // 5]))
+        doc = auto_recipe(stats, ngram_context=3)
+        k, steps, batch = doc["options"].get("networks", 1), doc["train"]["steps"], doc["train"]["batch_size"]
+        one = auto_recipe(stats, ngram_context=3, positions=None)["train"]["batch_size"]  # the rule before the budget
+        assert batch == k * one and 1 <= k <= AUTO_MAX_NETWORKS
+        assert k * steps * stats.positions(one) <= AUTO_SMALL_POSITIONS  # within the budget ...
+        assert k == AUTO_MAX_NETWORKS or (k + 1) * steps * stats.positions(one) > AUTO_SMALL_POSITIONS  # ... filled
+        assert "networks" not in auto_recipe(stats, gpu=True, ngram_context=3)["options"]
+    assert auto_recipe(ListStats(60, 48, 384, 27, 12, tuple([0] * 8 + [48])), ngram_context=3)["options"]["networks"] > 1
+    assert "networks" not in auto_recipe(ListStats(3000, 2400, 2400 * 41, 27, 60, tuple([0] * 41 + [2400])),
+                                         ngram_context=3)["options"]  # long items: the budget ends the epochs
 
 
 # ----------------------------------------------------------------------------- a moving average of the weights

@@ -188,18 +188,19 @@ def test_the_best_preset_is_three_default_runs(word_file):
 
 
 def test_an_ensemble_of_network_and_ngram_runs_mixes_their_parts_with_weights_chosen_on_val(tmp_path, word_file):
-    """Two default runs: their two GRUs and one n-gram (the same counts twice are one), weighted to the lowest
-    val loss: lower than the runs' own mixtures at their equal weights, or any other weights on a grid."""
-    runs = [makemore.train(word_file, out=tmp_path / f"r{seed}", seed=seed, n_hidden=16, steps=40, verbose=False)
-            for seed in (1, 2)]
+    """Two default runs of two networks each: their four GRUs and one n-gram (the same counts twice are one),
+    weighted to the lowest val loss: lower than the runs' own mixtures at their equal weights, or any other
+    weights on a grid."""
+    runs = [makemore.train(word_file, out=tmp_path / f"r{seed}", seed=seed, n_hidden=16, steps=40, networks=2,
+                           verbose=False) for seed in (1, 2)]
     both = makemore.ensemble([r.folder for r in runs], out=tmp_path / "both")
-    assert [m["model"] for m in both.model.config.members] == ["gru", "ngram", "gru"]
+    assert [m["model"] for m in both.model.config.members] == ["gru", "gru", "ngram", "gru", "gru"]
     summary = json.loads((tmp_path / "both" / "summary.json").read_text())
     weights = [m["weight"] for m in summary["members"]]
     assert sum(weights) == pytest.approx(1) and summary["test_loss"] == pytest.approx(both.evaluate("test"), abs=1e-6)
     even = makemore.ensemble([r.folder for r in runs], out=tmp_path / "even", weights=[0.5, 0.5])
     assert both.evaluate("val") <= even.evaluate("val")
-    for tried in ([1 / 3] * 3, [0.6, 0.2, 0.2], [0.2, 0.6, 0.2], [0.2, 0.2, 0.6]):
+    for tried in ([0.2] * 5, [0.6, 0.1, 0.1, 0.1, 0.1], [0.1, 0.1, 0.6, 0.1, 0.1], [0.1, 0.1, 0.1, 0.1, 0.6]):
         model = models.Ensemble(dataclasses.replace(both.model.config, weights=tried), list(both.model.members))
         assert both.evaluate("val") <= evaluate(model, examples(model, both.corpus, "val")) + 1e-6
 

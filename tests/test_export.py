@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+import torch
 
 import makemore
 from makemore.export import EXPORTABLE, export_onnx
@@ -86,6 +87,18 @@ def test_the_export_gives_the_models_log_probabilities_along_whole_words(tmp_pat
         np.testing.assert_allclose(got, -np.array(want.surprisal), atol=1e-5, rtol=0)
 
 
+def test_several_networks_export_as_one_step_that_mixes_them(tmp_path):
+    """gru+ngram with networks = 3: step.onnx runs the three at once, their states stacked, and mixes them at the
+    run's weights; with the n-gram, the model's own log-probabilities."""
+    model = trained("gru+ngram", networks=3)
+    model.share.fill_(0.3), model.network_weights.copy_(torch.tensor([0.5, 0.3, 0.2]))
+    folder = export_onnx(model, "gru+ngram", VOCAB, "tiny", tmp_path / "export", max_len=20, val=None)
+    assert json.loads((folder / "makemore.json").read_text())["state"]["n_layers"] == 3 * model.config.n_layers
+    words = [w for w in WORDS if not VOCAB.unknown(w)] + sorted(ITEMS, key=len)[-3:]
+    for want, got in zip(score(model, VOCAB, words), exported_logprobs(folder, words)):
+        np.testing.assert_allclose(got, -np.array(want.surprisal), atol=1e-5, rtol=0)
+
+
 def test_a_run_exports_as_its_model(tmp_path, word_file):
     run = makemore.train(word_file, out=tmp_path / "run", verbose=False, **SMALL)  # the default recipe's model
     folder = run.export(tmp_path / "export")
@@ -133,9 +146,10 @@ def browser():
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("model", ["gru+ngram", "lstm", "rnn"])
-def test_the_web_page_scores_as_makemore_score(tmp_path, word_file, browser, model):
-    run = makemore.train(word_file, model=model, out=tmp_path / "run", verbose=False, **SMALL)
+@pytest.mark.parametrize("model, options", [("gru+ngram", {}), ("gru+ngram", dict(networks=3)), ("lstm", {}),
+                                            ("rnn", {})])
+def test_the_web_page_scores_as_makemore_score(tmp_path, word_file, browser, model, options):
+    run = makemore.train(word_file, model=model, out=tmp_path / "run", verbose=False, **SMALL, **options)
     folder = run.export(tmp_path / "web", format="web")
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "index.html", "makemore.js", "model.js",
                                                          "page.js", "style.css"]

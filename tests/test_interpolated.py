@@ -13,16 +13,17 @@ from makemore.auto import ngram_context_for
 from makemore.config import TrainConfig
 from makemore.data import IGNORE, build_sequences, build_windows, examples
 from makemore.errors import ConfigError
-from makemore.models.base import position_logits
+from makemore.loop import clone_state
+from makemore.models.base import evaluating, position_logits, target_probs
 from makemore.models.ensemble import fit_weights
-from makemore.models.interpolated import DISCOUNTS, Interpolated, with_ngram
+from makemore.models.interpolated import DISCOUNTS, Interpolated, pair_loss, with_ngram
 from makemore.models.ngram import choose_context, longest_context
 from makemore.train import Trainer, evaluate
 
 from conftest import CORPUS, TINY, VOCAB, build, trained
 
 
-def fitted(name="gru+ngram", share=0.3):
+def fitted(name="gru+ngram", share=0.3, **options):
     """A model trained as a run trains it (AdamW), long enough that the network has learned something. Any sequence
     family can be the network: "transformer+ngram" is made here as the registry makes gru+ngram."""
     torch.manual_seed(0)
@@ -31,7 +32,7 @@ def fitted(name="gru+ngram", share=0.3):
             vocab_size=VOCAB.size, **TINY["transformer"], ngram_context=2)
         model = Interpolated(config, generator=torch.Generator().manual_seed(0))
     else:
-        model = build(name, n_hidden=32)
+        model = build(name, n_hidden=32, **options)
     cfg = TrainConfig(steps=200, batch_size=16, optimizer="adamw", lr=0.01, eval_every=10**9, device="cpu")
     data = examples(model, CORPUS, "train"), examples(model, CORPUS, "val")
     Trainer(model, cfg, *data, torch.Generator().manual_seed(0), torch.device("cpu")).run()
@@ -39,8 +40,9 @@ def fitted(name="gru+ngram", share=0.3):
     return model.eval()
 
 
-def test_every_position_is_a_distribution():
-    model = fitted()
+@pytest.mark.parametrize("networks", [1, 3])
+def test_every_position_is_a_distribution(networks):
+    model = fitted(networks=networks)
     X, _ = examples(model, CORPUS, "val")
     torch.testing.assert_close(model(X)[0].exp().sum(-1), torch.ones(X.shape), atol=1e-5, rtol=0)
 
@@ -64,6 +66,50 @@ def test_the_loss_is_the_mixture_of_the_parts_computed_by_hand(name):
     by_hand = -(0.63 * a + 0.37 * b).log().mean()
     torch.testing.assert_close(model(X, Y)[1], by_hand)
     torch.testing.assert_close(evaluate(model, (X, Y)), by_hand.item())
+
+
+def test_several_networks_mix_as_computed_by_hand_and_each_is_kept_at_its_best():
+    """networks = 3: each evaluation keeps each live network whose mixture with the n-gram has a lower val loss
+    than its kept copy's (the copy then equals it); the model is the kept networks and the n-gram mixed at the
+    weights chosen on val, as computed by hand from each network alone."""
+    torch.manual_seed(0)
+    model = build("gru+ngram", n_hidden=32, networks=3)
+    cfg = TrainConfig(steps=120, batch_size=24, optimizer="adamw", lr=0.02, eval_every=10, device="cpu")
+    val = examples(model, CORPUS, "val")
+    trainer = Trainer(model, cfg, examples(model, CORPUS, "train"), val, torch.Generator().manual_seed(0),
+                      torch.device("cpu"))
+    seen = [[] for _ in range(3)]  # per network: (its mixture's val loss with the n-gram, its weights) at each evaluation
+
+    def before(trainer, event):
+        if event == "step" and trainer.step % 10 == 0:  # the weights the evaluation after this step sees
+            with evaluating(model):
+                ngram = [pair_probs(model.members[-1], val, d) for d in DISCOUNTS]
+                for k, net in enumerate(model.live):
+                    probs = target_probs(net, val)
+                    seen[k].append((min(pair_loss(probs, p) for p in ngram), clone_state(net)))
+
+    trainer.add_callback(before)
+    trainer.run()
+    for k in range(3):
+        loss, state = min(seen[k], key=lambda x: x[0])
+        assert model.kept_loss[k].item() == pytest.approx(loss, abs=1e-12)
+        assert all(torch.equal(v, model.members[k].state_dict()[key]) for key, v in state.items())
+    assert len({round(min(s, key=lambda x: x[0])[0], 9) for s in seen}) == 3  # three networks, not one thrice
+
+    model.eval()
+    X, Y = val
+    kept = Y != IGNORE
+    parts = [F.softmax(position_logits(m, X), -1)[kept].gather(1, Y[kept][:, None])[:, 0] for m in model.members]
+    weights = [(1 - model.share.item()) * w for w in model.network_weights.tolist()] + [model.share.item()]
+    assert sum(weights) == pytest.approx(1) and min(weights) >= 0
+    by_hand = -sum(w * p for w, p in zip(weights, parts)).log().mean()
+    torch.testing.assert_close(model(X, Y)[1], by_hand.float())
+    assert model.choose_share(val) == pytest.approx(by_hand.item(), abs=1e-6)  # the weights were chosen on val
+
+
+def pair_probs(ngram, data, discount):
+    ngram.set_discount(discount)
+    return target_probs(ngram, data)
 
 
 def test_the_network_trains_as_it_trains_alone():

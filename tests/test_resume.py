@@ -21,6 +21,7 @@ def metrics(folder):
     ("hierarchical", dict(n_embd=6, n_hidden=16), "sgd"),
     ("wavenet", dict(block_size=16, n_embd=8, n_skip=16, dropout=0.2), "adamw"),  # dropout: torch's RNG resumes too
     ("gru+ngram", dict(n_embd=8, n_hidden=16, dropout=0.2, ngram_context=0), "adamw"),  # the share, the counts
+    ("gru+ngram", dict(n_embd=8, n_hidden=16, dropout=0.2, ngram_context=0, networks=3), "adamw"),  # kept copies
 ])
 def test_resumed_run_equals_uninterrupted(tmp_path, name, options, optimizer):
     cfg = TrainConfig(steps=60, batch_size=16, eval_every=20, log_every=10, device="cpu", optimizer=optimizer,

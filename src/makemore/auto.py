@@ -69,24 +69,34 @@ AUTO_GPU_BATCH = 4  # on a GPU: batches this many times larger, lr x2, as many e
 # 620,000: val and test lower on all six such rungs of the ladder, benchmarks/README.md).
 AUTO_SMALL_ITEMS = 10_000
 AUTO_SMALL_POSITIONS = 620_000
+# Where a small list's epochs take less than the budget, the rest trains more networks side by side, each kept at
+# its own best and mixed (interpolated.Interpolated): as many as the budget holds, at most AUTO_MAX_NETWORKS.
+AUTO_MAX_NETWORKS = 8
 
 
 def auto_recipe(stats: ListStats, gpu: bool = False, ngram_context: int | None = None,
-                positions: float | None = AUTO_SMALL_POSITIONS) -> dict:
+                positions: float | None = AUTO_SMALL_POSITIONS, networks: int | None = None) -> dict:
     """The default recipe for a list, from its own statistics: a config, as a TOML file gives it. With an n-gram
     context (ngram_context_for: unless the list is conditioned on classes), the GRU is mixed with an n-gram.
-    positions: the budget of a small list on the CPU (None: none, as before issue "own lists 2")."""
+    positions: the budget of a small list on the CPU (None: none, as before issue "own lists 2"); networks: how
+    many GRUs (None: as many as the budget holds), each with a batch of its own rows."""
     _, n_embd, n_hidden, dropout, batch, epochs = next(row for row in AUTO if stats.train_chars < row[0])
     lr = AUTO_LR
     if gpu:
         batch, lr = batch * AUTO_GPU_BATCH, lr * 2
     per_item = stats.train_chars / max(stats.train_items, 1)
     steps = max(1, math.ceil(min(epochs * stats.train_items, AUTO_MAX_TARGETS / per_item) / batch))
+    held = 1  # the networks the budget holds
     if positions and not gpu and stats.items < AUTO_SMALL_ITEMS:
         steps = min(steps, max(1, math.ceil(positions / stats.positions(batch))))
+        held = min(AUTO_MAX_NETWORKS, max(1, int(positions // (steps * stats.positions(batch)))))
     options = {"n_embd": n_embd, "n_hidden": n_hidden, "dropout": dropout}
     if ngram_context:
         options["ngram_context"] = ngram_context
+        networks = networks or held
+        if networks > 1:
+            options["networks"] = networks
+            batch *= networks
     return {"model": AUTO_MODEL if ngram_context else "gru", "options": options,
             "train": {"steps": steps, "batch_size": batch, "optimizer": "adamw", "lr": lr, "weight_decay": 0.1,
                       "schedule": "cosine", "patience": AUTO_PATIENCE}}
@@ -105,7 +115,8 @@ def auto_note(stats: ListStats, spec: RunSpec) -> str:
     """What the auto recipe chose, flags and keywords included, in one line."""
     o, t = spec.options, spec.train
     ngram = f", mixed with a {o['ngram_context'] + 1}-gram" if "ngram_context" in o else ""
-    return (f"auto: {stats.items:,} items, {stats.vocab - 1} characters: gru {o['n_hidden']} wide, "
+    gru = f"{o['networks']} grus" if o.get("networks", 1) > 1 else "gru"
+    return (f"auto: {stats.items:,} items, {stats.vocab - 1} characters: {gru} {o['n_hidden']} wide, "
             f"dropout {o['dropout']:g}{ngram}; up to {t.steps:,} steps of {t.batch_size}, patience {t.patience}")
 
 
@@ -113,6 +124,7 @@ def resolve_auto(corpus: Corpus, given: dict) -> RunSpec:
     """The auto recipe for the list, with the given values (as resolve_run takes them) over it."""
     stats = ListStats.of(corpus)
     context = None if corpus.classes else ngram_context_for(corpus)  # the n-gram is not conditioned on classes
-    doc = auto_recipe(stats, gpu=on_gpu(given.get("device") or "auto"), ngram_context=context)
+    doc = auto_recipe(stats, gpu=on_gpu(given.get("device") or "auto"), ngram_context=context,
+                      networks=given.get("networks"))  # a given number: each network still has its own rows
     spec = resolve_run(doc, None, given)
     return dataclasses.replace(spec, note=auto_note(stats, spec), corpus=corpus)

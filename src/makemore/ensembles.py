@@ -41,7 +41,8 @@ def parts(runs: list[Run]) -> list[tuple[Run, str, torch.nn.Module]]:
         while stack:
             name, model = stack.pop(0)
             if isinstance(model, models.Interpolated):
-                stack[:0] = [(name.removesuffix("+ngram"), model.members[0]), ("ngram", model.members[1])]
+                network = name.removesuffix("+ngram")
+                stack[:0] = [*((network, m) for m in model.members[:-1]), ("ngram", model.members[-1])]
             elif isinstance(model, models.Ensemble):
                 stack[:0] = [(m["model"], module) for m, module in zip(model.config.members, model.members)]
             elif not any(isinstance(model, models.NGram) and same_counts(model, other) for _, _, other in found):

@@ -86,6 +86,32 @@ class Step(nn.Module):
         return (logprobs, *new) if isinstance(new, tuple) else (logprobs, new)
 
 
+class Networks(nn.Module):
+    """A run's several networks (gru+ngram's, networks > 1) and their weights among themselves, exported as one."""
+
+    def __init__(self, networks, weights):
+        super().__init__()
+        self.networks, self.weights = nn.ModuleList(networks), weights
+        self.config = networks[0].config
+
+
+class MixedStep(nn.Module):
+    """Several recurrent networks' step as one: (token (B,), state (k * n_layers, B, H)...) -> (their distributions
+    mixed at their weights, as log-probabilities (B, V), the new states stacked alike)."""
+
+    def __init__(self, networks: Networks):
+        super().__init__()
+        self.steps = nn.ModuleList(Step(n) for n in networks.networks)
+        self.layers = networks.config.n_layers
+        self.register_buffer("log_weights", networks.weights.detach().float().log())
+
+    def forward(self, token, *state):
+        L = self.layers
+        outs = [step(token, *(s[i * L:(i + 1) * L] for s in state)) for i, step in enumerate(self.steps)]
+        logprobs = torch.logsumexp(torch.stack([out[0] for out in outs]) + self.log_weights[:, None, None], dim=0)
+        return (logprobs, *(torch.cat([out[1 + j] for out in outs]) for j in range(len(state))))
+
+
 class TokensStep(nn.Module):
     """A window's step, as exported: (token (B,), tokens (B, block_size - 1)) -> (log-probabilities (B, V), new
     tokens). The state is the block_size - 1 characters written before the token, boundary tokens before the word:
@@ -159,7 +185,9 @@ def network_of(model, model_name: str):
     if getattr(model.config, "n_classes", 0):
         raise UserError("export: a conditioned run cannot be exported yet")
     if model_name.endswith("+ngram"):
-        return model.members[0], model.members[1], float(model.share)
+        networks = list(model.members[:-1])
+        network = networks[0] if len(networks) == 1 else Networks(networks, model.network_weights)
+        return network, model.members[-1], float(model.share)
     if model_name == "ngram":
         return None, model, 1.0
     return model, None, None
@@ -213,6 +241,13 @@ def export_onnx(model, model_name: str, vocab, folder: Path, out: Path, *, max_l
     return Path(out)
 
 
+def web_weights(network) -> dict:
+    """A recurrent network's weights as model.js holds them: float32, little-endian, base64."""
+    return {name: {"shape": list(t.shape), "data": base64.b64encode(t.detach().float().cpu().contiguous().numpy()
+                                                                     .astype("<f4").tobytes()).decode()}
+            for name, t in network.state_dict().items() if name.split(".")[0] in ("embedding", "rnn", "head")}
+
+
 def write_meta(work: Path, model_name, vocab, state, max_len, share, ngram, step_file, folder, out, val):
     """makemore.json, the n-gram's ngram.json (if any) and README.md."""
     meta = {"format": FORMAT, "model": model_name, "vocab": ["", *vocab.chars], "boundary": BOUNDARY,
@@ -229,6 +264,12 @@ def write_meta(work: Path, model_name, vocab, state, max_len, share, ngram, step
 def step_of(network):
     """The step to export, example state tensors, the state's description (makemore.json) and the README's words
     for it."""
+    if isinstance(network, Networks):  # one recurrent step of each, their states stacked on the first axis
+        _, example, state, words = step_of(network.networks[0])
+        k = len(network.networks)
+        state = dict(state, n_layers=k * state["n_layers"], networks=k)
+        words += f"; n_layers is {k} networks' layers, stacked: the step mixes their distributions"
+        return MixedStep(network), [torch.cat([t] * k) for t in example], state, words
     if getattr(network.config, "cell", None) in RECURRENT:
         config, cell = network.config, network.config.cell == "lstm"
         names = ["state", "cell"] if cell else ["state"]
@@ -288,15 +329,14 @@ def export_web(model, model_name: str, vocab, known, folder: Path, out: Path, *,
     items (for "only new names"); makemore.js runs them (web/README.md)."""
     network, ngram, share = network_of(model, model_name)
     config = getattr(network, "config", None)
+    networks, weights = (network.networks, network.weights.tolist()) if isinstance(network, Networks) else ([network], [1.0])
     if getattr(config, "cell", None) not in RECURRENT:
         raise UserError(f"export --web: the {model_name} family cannot be exported as a page yet (only "
                         f"{', '.join(RECURRENT)} and the default recipe's gru+ngram)")
-    weights = {name: {"shape": list(t.shape), "data": base64.b64encode(t.detach().float().cpu().contiguous().numpy()
-                                                                        .astype("<f4").tobytes()).decode()}
-               for name, t in network.state_dict().items() if name.split(".")[0] in ("embedding", "rnn", "head")}
     meta = {"format": WEB_FORMAT, "model": model_name, "run": str(folder), "val": val, "cell": config.cell,
             "n_layers": config.n_layers, "n_hidden": config.n_hidden, "vocab": ["", *vocab.chars],
-            "boundary": BOUNDARY, "weights": weights, "share": share,
+            "boundary": BOUNDARY, "networks": [web_weights(n) for n in networks], "network_weights": weights,
+            "share": share,
             "ngram": None if ngram is None else ngram_tables(ngram), "known": sorted(known),
             "sampling": {"max_len": max_len, "temperature": 1.0}}
     with new_folder(out) as work:

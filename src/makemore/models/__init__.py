@@ -48,6 +48,8 @@ OPTIONS = {
                              "val)", low=0, low_inclusive=True, high=1, high_inclusive=True),
     "ngram_context": Field(int, "<family>+ngram: the n-gram's characters of context (0: chosen on val)", low=0,
                            low_inclusive=True, high=MAX_CONTEXT, high_inclusive=True),
+    "networks": Field(int, "<family>+ngram: networks trained side by side, each kept at its best val, mixed (auto: as "
+                           "many as a small list's time holds)", low=0, high=64, high_inclusive=True),
     "n_skip": Field(int, "wavenet: skip channels", low=0, high=8192, high_inclusive=True),
     "n_stacks": Field(int, "wavenet: stacks of dilations 1 .. 2**k", low=0, high=16, high_inclusive=True),
     "kernel_size": Field(int, "wavenet: convolution kernel", low=0, high=64, high_inclusive=True),

@@ -11,10 +11,18 @@ The n-gram's discount (discount = 0, the default) is chosen with the share, betw
 lists of the own-lists ladder (hundreds of characters, most seen a few times) 0.9 gained up to 0.06 val and 0.1
 test over 0.75, while every Latin-script and Cyrillic list kept 0.75 (a finer grid, chosen on their small val
 sets, lost on test). It is a buffer, so an evaluation's kept state and a checkpoint carry it.
+
+With networks = k > 1 (the auto recipe's, where a small list leaves the time), k networks of the one config, each
+from its own initialisation and dropout, train side by side, network i on rows i, i + k, ... of the batch (a
+batch of batch_size / k of its own) and on its own loss. Each keeps its own best weights (a copy, not trained:
+members[i]), those whose mixture with the n-gram has the lowest val loss so far, as k runs stopped each at its
+own best would; an evaluation mixes the k kept networks and the n-gram with weights chosen on val (EM). The live
+networks (live) are what trains and resumes; the checkpoint holds both.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import torch
@@ -30,11 +38,14 @@ from makemore.models.ngram import NGram, NGramConfig
 def with_ngram(name: str, config_cls, model_cls):
     """The config class of "<name>+ngram": the network's fields, then the n-gram's."""
     fields = [("ngram_context", int, dataclasses.field(default=0)),  # 0: chosen from the list (ngram.choose_context)
-              ("discount", float, dataclasses.field(default=0.0))]  # 0: chosen on val, among DISCOUNTS
+              ("discount", float, dataclasses.field(default=0.0)),  # 0: chosen on val, among DISCOUNTS
+              ("networks", int, dataclasses.field(default=1))]  # trained side by side, each kept at its best, mixed
     return dataclasses.make_dataclass(f"{config_cls.__name__[:-6]}NGramConfig", fields, bases=(config_cls,),
                                       namespace={"network": (name, config_cls, model_cls)})  # not a field
 
 
+NONE_KEPT = torch.finfo(torch.float64).max  # a kept network's loss before its first evaluation (finite: checkpoints
+# are checked for weights that are not finite numbers)
 DISCOUNTS = (0.75, 0.9)  # the n-gram's discounts a mixture chooses among; the first where they tie
 
 
@@ -44,7 +55,8 @@ def starting_discount(discount: float) -> float:
 
 
 class Interpolated(Mixture):
-    """members[0]: the network; members[1]: the n-gram; share: the n-gram's weight."""
+    """members[:-1]: the network (or the k networks' kept copies); members[-1]: the n-gram; share: the n-gram's
+    weight; network_weights (k > 1): the networks' weights among themselves."""
 
     def __init__(self, config, generator: torch.Generator | None = None):
         super().__init__()
@@ -55,60 +67,108 @@ class Interpolated(Mixture):
         if config.ngram_context < 1:
             raise ConfigError("ngram_context", "needed to build the model: a context of at least 1 (a run chooses "
                                                "one from its list where it is 0)")
+        if config.networks < 1:
+            raise ConfigError("networks", f"at least 1; got {config.networks}")
         self.config = config
         network = config_cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(config_cls)})
         ngram = NGramConfig(config.vocab_size, config.ngram_context, starting_discount(config.discount))
-        self.members = nn.ModuleList([model_cls(network, generator=generator), NGram(ngram)])
+        networks = [model_cls(network, generator=generator) for _ in range(config.networks)]
+        self.live = None  # one network: the one that trains is the one kept (the loop keeps its best weights)
+        if config.networks > 1:
+            self.live = nn.ModuleList(networks)
+            networks = [copy.deepcopy(net).requires_grad_(False) for net in networks]
+            self.register_buffer("network_weights", torch.full((config.networks,), 1 / config.networks))
+            self.register_buffer("kept_loss", torch.full((config.networks,), NONE_KEPT, dtype=torch.float64))
+        self.members = nn.ModuleList([*networks, NGram(ngram)])
         self.register_buffer("share", torch.tensor(0.5))
         self.register_buffer("discount", torch.tensor(ngram.discount, dtype=torch.float64))  # the n-gram's, as chosen
+        self.kept_probs = None  # the kept networks' val probabilities, while their weights stay (k > 1)
 
     def set_discount(self, discount: float):
         self.discount.fill_(discount)
-        self.members[1].set_discount(self.discount.item())
+        self.members[-1].set_discount(self.discount.item())
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # a checkpoint from before the discount was a buffer: the discount of its config
         default = torch.tensor(starting_discount(self.config.discount), dtype=torch.float64)
         state_dict.setdefault(prefix + "discount", default)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        self.members[1].set_discount(self.discount.item())
+        self.members[-1].set_discount(self.discount.item())
+        self.kept_probs = None
 
     @property
     def log_weights(self):
-        return torch.stack([1 - self.share, self.share]).log()
+        networks = self.network_weights if self.live is not None else self.share.new_ones(1)
+        return torch.cat([(1 - self.share) * networks, self.share[None]]).log()
 
     @torch.no_grad()
     def fit(self, X, Y):
         """Count the n-gram from the training split's whole sequences X, Y (N, T)."""
         windows = position_windows(X, self.config.ngram_context)  # (N, T, context)
         targets = Y != IGNORE
-        self.members[1].fit(windows[targets], Y[targets])
+        self.members[-1].fit(windows[targets], Y[targets])
 
     def forward(self, idx, targets=None, cls=None):
-        if self.training:  # the network learns alone
+        if not self.training:
+            return super().forward(idx, targets)
+        if self.live is None:  # the network learns alone
             return self.members[0](idx, targets)
-        return super().forward(idx, targets)
+        K = len(self.live)  # network k learns on rows k, k + K, ...: batches of its own, as in a run of its own
+        if len(idx) < K:
+            raise ConfigError("batch_size", f"at least {K} rows, one for each of the {K} networks; got {len(idx)}")
+        outs = [net(idx[k::K], None if targets is None else targets[k::K]) for k, net in enumerate(self.live)]
+        logits = torch.empty(*idx.shape, outs[0][0].shape[-1], dtype=outs[0][0].dtype, device=idx.device)
+        for k, (x, _) in enumerate(outs):
+            logits[k::K] = x
+        return logits, None if targets is None else torch.stack([loss for _, loss in outs]).mean()
 
     @torch.no_grad()
     def choose_share(self, data) -> float:
-        """The n-gram's share (and, where the config leaves it to the data, its discount) that gives data (X, Y:
-        val's whole sequences) the lowest loss, set; that loss (the mean per target, as evaluate() computes it, in
-        float64)."""
-        chosen = None
+        """The weights (the n-gram's share, the networks' among themselves) and, where the config leaves it to the
+        data, the n-gram's discount that give data (X, Y: val's whole sequences) the lowest loss, set; that loss
+        (the mean per target, as evaluate() computes it, in float64). With k networks, each live network whose
+        mixture with the n-gram is lower than its kept copy's replaces it first."""
+        discounts = (self.config.discount,) if self.config.discount else DISCOUNTS
         with evaluating(self):
-            network = target_probs(self.members[0], data)
-            for discount in (self.config.discount,) if self.config.discount else DISCOUNTS:
+            ngram = {}
+            for discount in discounts:
                 self.set_discount(discount)
-                probs = torch.stack([network, target_probs(self.members[1], data)], dim=1)  # (targets, 2)
+                ngram[discount] = target_probs(self.members[-1], data)
+            networks = [target_probs(net, data) for net in self.members[:-1]] if self.live is None else self.keep(data, ngram)
+            chosen = None
+            for discount in discounts:
+                probs = torch.stack([*networks, ngram[discount]], dim=1)  # (targets, networks + 1)
                 weights = fit_weights(probs)
                 loss = -(probs @ torch.tensor(weights, dtype=probs.dtype)).log().mean().item()
                 if chosen is None or loss < chosen[0]:
-                    chosen = loss, discount, weights[1]
-        loss, discount, share = chosen
+                    chosen = loss, discount, weights
+        loss, discount, weights = chosen
         self.set_discount(discount)
-        self.share.fill_(share)
+        self.share.fill_(weights[-1])
+        if self.live is not None:
+            self.network_weights.copy_(torch.tensor(weights[:-1]) / max(sum(weights[:-1]), 1e-300))
         return loss
+
+    def keep(self, data, ngram: dict) -> list:
+        """Each live network whose mixture with the n-gram (at its best weight and discount) has a lower loss on
+        data than its kept copy's, copied over it; the kept networks' probabilities of data's targets (kept
+        between calls while the kept weights stay: data is always the run's val split)."""
+        if self.kept_probs is None:
+            self.kept_probs = [target_probs(net, data) for net in self.members[:-1]]
+        for i, net in enumerate(self.live):
+            probs = target_probs(net, data)
+            loss = min(pair_loss(probs, p) for p in ngram.values())
+            if loss < self.kept_loss[i]:
+                self.members[i].load_state_dict(net.state_dict())
+                self.kept_loss[i], self.kept_probs[i] = loss, probs
+        return self.kept_probs
 
     def chosen_on_val(self) -> dict:
         """The share and the discount choose_share set, as a run's evaluation records them."""
         return {"ngram_share": round(self.share.item(), 4), "ngram_discount": self.discount.item()}
+
+
+def pair_loss(network, ngram) -> float:
+    """The mean loss of the best mixture of two models' target probabilities (targets,) each."""
+    probs = torch.stack([network, ngram], dim=1)
+    return -(probs @ torch.tensor(fit_weights(probs), dtype=probs.dtype)).log().mean().item()

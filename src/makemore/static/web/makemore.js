@@ -1,6 +1,7 @@
-// An exported makemore run in the browser, with no server and no library: the recurrent network's step (RNN, GRU
-// or LSTM, computed as torch computes it, in float64), the n-gram mixed in as the run mixes it, sampling with the
-// controls of `makemore sample`, and scores. It reads window.MAKEMORE_MODEL (model.js).
+// An exported makemore run in the browser, with no server and no library: the recurrent networks' step (RNN, GRU
+// or LSTM, computed as torch computes it, in float64; one network, or several mixed at their weights), the n-gram
+// mixed in as the run mixes it, sampling with the controls of `makemore sample`, and scores. It reads
+// window.MAKEMORE_MODEL (model.js).
 "use strict";
 
 const FORMAT = "makemore-web/1";
@@ -16,7 +17,7 @@ function checkModel(m, missing = false) {
   if (missing) return "no model.js here: this folder is not a makemore web export";
   if (!m || typeof m !== "object") return "model.js is cut short or damaged (it did not define the model): export the run again";
   if (m.format !== FORMAT) return `model.js is ${JSON.stringify(m.format)}, not ${FORMAT}: not a makemore web export this page reads`;
-  for (const key of ["cell", "n_layers", "n_hidden", "vocab", "boundary", "weights", "known", "sampling"]) {
+  for (const key of ["cell", "n_layers", "n_hidden", "vocab", "boundary", "networks", "network_weights", "known", "sampling"]) {
     if (m[key] === undefined || m[key] === null) return `model.js has no ${key}: the export is damaged`;
   }
   if (!["rnn", "gru", "lstm"].includes(m.cell)) return `model.js: unknown cell ${JSON.stringify(m.cell)}`;
@@ -33,13 +34,17 @@ class Model {
     this.L = m.n_layers;
     this.cell = m.cell;
     this.gates = { rnn: 1, gru: 3, lstm: 4 }[m.cell];
-    this.w = {};
-    for (const [name, t] of Object.entries(m.weights)) {
-      const data = floats(t.data);
-      if (data.length !== t.shape.reduce((a, b) => a * b, 1)) throw new Error(`model.js: the weights ${name} are damaged`);
-      this.w[name] = { shape: t.shape, data };
-    }
-    this.E = this.w["embedding.weight"].shape[1];
+    this.nets = m.networks.map((weights) => {
+      const w = {};
+      for (const [name, t] of Object.entries(weights)) {
+        const data = floats(t.data);
+        if (data.length !== t.shape.reduce((a, b) => a * b, 1)) throw new Error(`model.js: the weights ${name} are damaged`);
+        w[name] = { shape: t.shape, data };
+      }
+      return w;
+    });
+    this.netWeights = m.network_weights;
+    this.E = this.nets[0]["embedding.weight"].shape[1];
     this.stoi = new Map(m.vocab.map((ch, i) => [ch, i]).filter(([, i]) => i !== m.boundary));
     this.known = new Set(m.known);
     this.share = m.share || 0;
@@ -63,14 +68,15 @@ class Model {
     return { context: ngram.context, discount: ngram.discount, orders };
   }
 
+  // Each network's state at the start
   zeroState() {
     const layer = () => new Float64Array(this.H);
-    return { h: Array.from({ length: this.L }, layer), c: this.cell === "lstm" ? Array.from({ length: this.L }, layer) : null };
+    return this.nets.map(() => ({ h: Array.from({ length: this.L }, layer), c: this.cell === "lstm" ? Array.from({ length: this.L }, layer) : null }));
   }
 
-  // out[i] = b1[i] + b2[i] + sum_j W[i, j] x[j] for the rows of W (rows x cols, row-major)
-  affine(name, x, rows) {
-    const W = this.w[name].data, cols = x.length, out = new Float64Array(rows);
+  // out[i] = sum_j W[i, j] x[j] for the rows of W (rows x cols, row-major)
+  affine(W, x, rows) {
+    const cols = x.length, out = new Float64Array(rows);
     for (let i = 0; i < rows; i++) {
       let s = 0;
       const base = i * cols;
@@ -80,14 +86,14 @@ class Model {
     return out;
   }
 
-  // One step of the network: (token, state) -> [log-probabilities of the next character, new state]
-  step(token, state) {
+  // One step of a network (its weights w): (token, state) -> [log-probabilities of the next character, new state]
+  step(w, token, state) {
     const H = this.H, E = this.E, sig = (v) => 1 / (1 + Math.exp(-v));
-    let x = Float64Array.from(this.w["embedding.weight"].data.subarray(token * E, (token + 1) * E));
+    let x = Float64Array.from(w["embedding.weight"].data.subarray(token * E, (token + 1) * E));
     const next = { h: [], c: state.c ? [] : null };
     for (let l = 0; l < this.L; l++) {
-      const gi = this.affine(`rnn.weight_ih_l${l}`, x, this.gates * H), gh = this.affine(`rnn.weight_hh_l${l}`, state.h[l], this.gates * H);
-      const bi = this.w[`rnn.bias_ih_l${l}`].data, bh = this.w[`rnn.bias_hh_l${l}`].data, h = new Float64Array(H);
+      const gi = this.affine(w[`rnn.weight_ih_l${l}`].data, x, this.gates * H), gh = this.affine(w[`rnn.weight_hh_l${l}`].data, state.h[l], this.gates * H);
+      const bi = w[`rnn.bias_ih_l${l}`].data, bh = w[`rnn.bias_hh_l${l}`].data, h = new Float64Array(H);
       if (this.cell === "rnn") {
         for (let i = 0; i < H; i++) h[i] = Math.tanh(gi[i] + bi[i] + gh[i] + bh[i]);
       } else if (this.cell === "gru") { // gates r, z, n; n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
@@ -108,7 +114,7 @@ class Model {
       next.h.push(h);
       x = h;
     }
-    const logits = this.affine("head.weight", x, this.V), b = this.w["head.bias"].data;
+    const logits = this.affine(w["head.weight"].data, x, this.V), b = w["head.bias"].data;
     for (let i = 0; i < this.V; i++) logits[i] += b[i];
     return [logSoftmax(logits), next];
   }
@@ -129,12 +135,17 @@ class Model {
     return p;
   }
 
-  // The run's next-character log-probabilities: the network's, with the n-gram mixed in at its share
-  next(token, state, history) {
-    const [logp, newState] = this.step(token, state);
-    if (!this.ngram) return [logp, newState];
+  // The run's next-character log-probabilities: the networks' (mixed at their weights), with the n-gram mixed in
+  // at its share; and the networks' new states
+  next(token, states, history) {
+    const steps = this.nets.map((w, k) => this.step(w, token, states[k])), newStates = steps.map(([, st]) => st);
+    let logp = steps[0][0];
+    if (steps.length > 1) {
+      logp = logp.map((_, c) => Math.log(steps.reduce((sum, [l], k) => sum + this.netWeights[k] * Math.exp(l[c]), 0)));
+    }
+    if (!this.ngram) return [logp, newStates];
     const p = this.ngramProbs(history), s = this.share;
-    return [logp.map((l, w) => Math.log((1 - s) * Math.exp(l) + s * p[w])), newState];
+    return [logp.map((l, w) => Math.log((1 - s) * Math.exp(l) + s * p[w])), newStates];
   }
 
   encode(word) {
