@@ -35,10 +35,11 @@ n_hidden = { low = 8, high = 32, step = 8 }
 
 @pytest.fixture
 def sweep_files(tmp_path, word_file):
-    def make(steps=60, eval_every=20):
+    def make(steps=60, eval_every=20, time_limit=0):
         base = tmp_path / "base.toml"
         base.write_text(f'data = "{word_file.as_posix()}"\nmodel = "mlp"\n[options]\nblock_size = 3\n'
-                        f'[train]\nsteps = {steps}\nbatch_size = 16\neval_every = {eval_every}\noptimizer = "adamw"\n')
+                        f'[train]\nsteps = {steps}\nbatch_size = 16\neval_every = {eval_every}\noptimizer = "adamw"\n'
+                        f'time_limit = {time_limit}\n')
         space = tmp_path / "space.toml"
         space.write_text(SPACE)
         return base, space
@@ -290,8 +291,9 @@ def test_two_machines_share_one_study_through_postgresql(tmp_path, sweep_files, 
     """Two sweeps with their own folders (as two machines would have) and one --storage URL: they split the
     trials between them, and the study ends with the trials asked for. (Several workers on one machine share a
     storage as two machines do: test_two_workers_... runs them, on SQLite.)"""
-    base, space = sweep_files(steps=400, eval_every=100)  # trials long enough that the second machine gets one:
-    # of 60 steps, the first ran all 4 while the second, which had lost the race to make the schema, waited 1 s
+    base, space = sweep_files(steps=10**6, eval_every=100, time_limit=3)  # trials long enough that the second
+    # machine gets one, on a machine of any speed: of 60 steps (and of 400, on a fast one) the first ran all 4 while
+    # the second, which had lost the race to make the schema, waited 1 s
     common = ["--config", base, "--space", space, "--trials", 4, "--workers", 1, "--storage", postgres_url,
               "--study", "shared"]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
