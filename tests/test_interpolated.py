@@ -16,7 +16,7 @@ from makemore.errors import ConfigError
 from makemore.loop import clone_state
 from makemore.models.base import evaluating, position_logits, target_probs
 from makemore.models.ensemble import fit_weights
-from makemore.models.interpolated import DISCOUNTS, Interpolated, pair_loss, with_ngram
+from makemore.models.interpolated import DISCOUNTS, Interpolated, best_mixture, with_ngram
 from makemore.models.ngram import choose_context, longest_context
 from makemore.train import Trainer, evaluate
 
@@ -86,7 +86,7 @@ def test_several_networks_mix_as_computed_by_hand_and_each_is_kept_at_its_best()
                 ngram = [pair_probs(model.members[-1], val, d) for d in DISCOUNTS]
                 for k, net in enumerate(model.live):
                     probs = target_probs(net, val)
-                    seen[k].append((min(pair_loss(probs, p) for p in ngram), clone_state(net)))
+                    seen[k].append((min(best_mixture(torch.stack([probs, p], 1))[0] for p in ngram), clone_state(net)))
 
     trainer.add_callback(before)
     trainer.run()

@@ -88,8 +88,9 @@ def auto_recipe(stats: ListStats, gpu: bool = False, ngram_context: int | None =
     steps = max(1, math.ceil(min(epochs * stats.train_items, AUTO_MAX_TARGETS / per_item) / batch))
     held = 1  # the networks the budget holds
     if positions and not gpu and stats.items < AUTO_SMALL_ITEMS:
-        steps = min(steps, max(1, math.ceil(positions / stats.positions(batch))))
-        held = min(AUTO_MAX_NETWORKS, max(1, int(positions // (steps * stats.positions(batch)))))
+        per_step = stats.positions(batch)
+        steps = min(steps, max(1, math.ceil(positions / per_step)))
+        held = min(AUTO_MAX_NETWORKS, max(1, int(positions // (steps * per_step))))
     options = {"n_embd": n_embd, "n_hidden": n_hidden, "dropout": dropout}
     if ngram_context:
         options["ngram_context"] = ngram_context

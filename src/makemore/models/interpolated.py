@@ -137,9 +137,7 @@ class Interpolated(Mixture):
             networks = [target_probs(net, data) for net in self.members[:-1]] if self.live is None else self.keep(data, ngram)
             chosen = None
             for discount in discounts:
-                probs = torch.stack([*networks, ngram[discount]], dim=1)  # (targets, networks + 1)
-                weights = fit_weights(probs)
-                loss = -(probs @ torch.tensor(weights, dtype=probs.dtype)).log().mean().item()
+                loss, weights = best_mixture(torch.stack([*networks, ngram[discount]], dim=1))
                 if chosen is None or loss < chosen[0]:
                     chosen = loss, discount, weights
         loss, discount, weights = chosen
@@ -157,7 +155,7 @@ class Interpolated(Mixture):
             self.kept_probs = [target_probs(net, data) for net in self.members[:-1]]
         for i, net in enumerate(self.live):
             probs = target_probs(net, data)
-            loss = min(pair_loss(probs, p) for p in ngram.values())
+            loss = min(best_mixture(torch.stack([probs, p], dim=1))[0] for p in ngram.values())
             if loss < self.kept_loss[i]:
                 self.members[i].load_state_dict(net.state_dict())
                 self.kept_loss[i], self.kept_probs[i] = loss, probs
@@ -168,7 +166,8 @@ class Interpolated(Mixture):
         return {"ngram_share": round(self.share.item(), 4), "ngram_discount": self.discount.item()}
 
 
-def pair_loss(network, ngram) -> float:
-    """The mean loss of the best mixture of two models' target probabilities (targets,) each."""
-    probs = torch.stack([network, ngram], dim=1)
-    return -(probs @ torch.tensor(fit_weights(probs), dtype=probs.dtype)).log().mean().item()
+def best_mixture(probs) -> tuple[float, list[float]]:
+    """The weights of the mixture of models whose target probabilities are probs (targets, models) with the lowest
+    mean loss (fit_weights), and that loss."""
+    weights = fit_weights(probs)
+    return -(probs @ torch.tensor(weights, dtype=probs.dtype)).log().mean().item(), weights
