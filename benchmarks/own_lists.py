@@ -33,6 +33,7 @@ already made, with the issue's targets checked.
 import argparse
 import functools
 import json
+import math
 import random
 import statistics
 import sys
@@ -54,6 +55,10 @@ SOURCES = ("names", "spanish-places", "english-words", "mexican-places", "russia
            "world-places")
 SIZES = (50, 300, 1000, 3000, 10000, 0)
 RECIPES = ("default", "gru", "ngram", "best", "fast")
+# The old default, the auto GRU alone as issue "own lists 2" found it: its rule (auto.AUTO) and cap then.
+OLD_AUTO = [(4_000, 48, 128, 0.5, 32, 0.004, 40), (100_000, 64, 192, 0.4, 64, 0.004, 20),
+            (300_000, 64, 192, 0.3, 64, 0.004, 20), (math.inf, 64, 192, 0.1, 64, 0.004, 20)]
+OLD_MAX_TARGETS = 4_000_000
 RUSSIAN = set("АБВГДЕЁЖЗИЙКЛМНОПРСТУФХЦЧШЩЪЫЬЭЮЯабвгдеёжзийклмнопрстуфхцчшщъыьэюя -")
 
 
@@ -115,7 +120,8 @@ def train(recipe, data: Path, out: Path) -> dict:
     kind = {"default": {}, "best": dict(preset="best"), "fast": dict(preset="fast")}.get(recipe)
     if recipe == "gru":  # the old default: the auto recipe's GRU alone
         config = out.with_suffix(".toml")
-        config.write_text(to_toml(auto_recipe(ListStats.of(Corpus.load(str(data))), positions=None)), encoding="utf-8")
+        config.write_text(to_toml(auto_recipe(ListStats.of(Corpus.load(str(data))), positions=None, table=OLD_AUTO,
+                                              max_targets=OLD_MAX_TARGETS)), encoding="utf-8")
         kind = dict(config=config)
     elif recipe == "ngram":
         kind = dict(model="ngram", block_size=best_alone(data))
