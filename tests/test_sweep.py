@@ -196,6 +196,32 @@ def test_a_trial_killed_as_it_was_made_is_failed_not_waited_for(tmp_path):
     assert [t.state.name for t in study.trials] == ["FAIL", "RUNNING"]
 
 
+def test_a_trial_has_a_heartbeat_before_its_first_value(tmp_path, sweep_files, monkeypatch):
+    """A trial killed after its values but before Optuna's heartbeat thread first wrote had no heartbeat: no value
+    would fail it (fail_unborn) and no stopped heartbeat (fail_stale_trials), and a resumed sweep waited on it for
+    ever (the killed-sweep test hung so in a fresh clone). The sweep writes the first heartbeat itself."""
+    from makemore.config import read_config
+    from makemore.sweep import Param, Sweep, open_study, read_space, storage_url, work
+
+    base, space = sweep_files()
+    folder = tmp_path / "sweep"
+    folder.mkdir()
+    sweep = Sweep(base, space, folder, storage_url(folder, None), "sweep", 1, 1)
+    open_study(sweep, read_config(base), read_space(space, "mlp"), create=True)
+    beats = []
+
+    def suggest(param, trial):  # the first value: what a kill now would leave
+        with contextlib.closing(sqlite3.connect(folder / "study.db")) as db:
+            beats.append(db.execute("SELECT COUNT(*) FROM trial_heartbeats h JOIN trials t ON h.trial_id = t.trial_id "
+                                    "WHERE t.number = ?", (trial.number,)).fetchone()[0])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Param, "suggest", suggest)
+    with pytest.raises(KeyboardInterrupt):
+        work(sweep)
+    assert beats == [1]
+
+
 @pytest.mark.parametrize("text, fragment", [
     ("[train]\nlr = 0.1\n", "[train] lr: expected a table"),
     ("[train]\nlr = { low = 0.1, high = 0.01 }\n", "[train] lr: low and high must be numbers with low < high"),

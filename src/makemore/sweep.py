@@ -192,6 +192,10 @@ def work(sweep: Sweep, worker: int = 0):
     study = open_study(sweep, config, params)
 
     def objective(trial):
+        # a heartbeat before the first value: Optuna's heartbeat thread writes its first a moment after the trial
+        # starts, and a trial killed with its values but no heartbeat was waited on for ever by a resumed sweep
+        # (fail_stale_trials looks at heartbeats that stopped, fail_unborn at trials with no values)
+        study._storage.record_heartbeat(trial._trial_id)
         values = {p.name: p.suggest(trial) for p in params}
         try:  # the trial's values after every table of the base, [cuda.*] included
             training = start(dataclasses.replace(spec.override(trial_values(values)), corpus=corpus),
