@@ -15,8 +15,8 @@ from makemore.data import IGNORE, build_sequences, build_windows, examples
 from makemore.errors import ConfigError
 from makemore.loop import clone_state
 from makemore.models.base import evaluating, position_logits, target_probs
-from makemore.models.ensemble import fit_weights
-from makemore.models.interpolated import DISCOUNTS, Interpolated, best_mixture, with_ngram
+from makemore.models.ensemble import best_mixture, fit_weights
+from makemore.models.interpolated import DISCOUNTS, Interpolated, with_ngram
 from makemore.models.ngram import choose_context, longest_context
 from makemore.train import Trainer, evaluate
 

@@ -52,6 +52,13 @@ def fit_weights(probs, iterations: int = 2000, tolerance: float = 1e-12) -> list
     return (weights / weights.sum()).tolist()
 
 
+def best_mixture(probs) -> tuple[float, list[float]]:
+    """The weights of the mixture of models whose target probabilities are probs (targets, models) with the lowest
+    mean loss (fit_weights), and that loss."""
+    weights = fit_weights(probs)
+    return -(probs @ torch.tensor(weights, dtype=probs.dtype)).log().mean().item(), weights
+
+
 class Mixture(SequenceModel):
     """Members whose next-character distributions are mixed with the weights exp(log_weights): (M,). In
     generation each member steps as it would alone (sample.MixtureStep) and mix() combines them."""

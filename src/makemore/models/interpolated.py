@@ -31,7 +31,7 @@ from torch import nn
 from makemore.data import IGNORE
 from makemore.errors import ConfigError
 from makemore.models.base import evaluating, position_windows, target_probs
-from makemore.models.ensemble import Mixture, fit_weights
+from makemore.models.ensemble import Mixture, best_mixture
 from makemore.models.ngram import NGram, NGramConfig
 
 
@@ -164,10 +164,3 @@ class Interpolated(Mixture):
     def chosen_on_val(self) -> dict:
         """The share and the discount choose_share set, as a run's evaluation records them."""
         return {"ngram_share": round(self.share.item(), 4), "ngram_discount": self.discount.item()}
-
-
-def best_mixture(probs) -> tuple[float, list[float]]:
-    """The weights of the mixture of models whose target probabilities are probs (targets, models) with the lowest
-    mean loss (fit_weights), and that loss."""
-    weights = fit_weights(probs)
-    return -(probs @ torch.tensor(weights, dtype=probs.dtype)).log().mean().item(), weights
