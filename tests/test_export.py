@@ -3,6 +3,7 @@ says, gives the run's own log-probabilities along whole words."""
 
 import json
 import os
+import random
 
 import numpy as np
 import pytest
@@ -209,3 +210,25 @@ def test_a_damaged_or_foreign_web_export_says_so_in_one_line(tmp_path, word_file
     page.wait_for_selector("#error:not([hidden])")
     error = page.inner_text("#error")
     assert message in error and "\n" not in error.strip() and page.locator("#form").is_hidden()
+
+
+@pytest.mark.browser
+def test_the_web_page_keeps_the_lists_style_as_makemore_does(tmp_path, browser):
+    rng = random.Random(0)
+    parts = ["veen", "dam", "berg", "haag", "rijn", "wijk", "ñor", "dorp"]
+    items = {rng.choice(parts).capitalize() + rng.choice(parts) + rng.choice(["", "", " (Noord)", "-Oost", " 2"])
+             for _ in range(400)}
+    data = tmp_path / "places.txt"
+    data.write_text("\n".join(sorted(items)) + "\n", encoding="utf-8")
+    run = makemore.train(data, model="gru", out=tmp_path / "run", verbose=False, **SMALL)
+    style = run.style(None)
+    chars = sorted(style.chars)
+    words = [rng.choice(sorted(items))] + ["".join(rng.choice(chars) for _ in range(rng.randint(1, 9)))
+                                           for _ in range(2000)]
+    page = web_page(browser, run.export(tmp_path / "web", format="web"))
+    got = page.evaluate("(words) => words.map((w) => model.fits(w))", words)
+    assert got == [style.fits(w) for w in words] and any(got) and not all(got)
+    for list_style in (True, False):
+        names = page.evaluate("(o) => model.generate(50, o, Math.random, 60).names.map((x) => x.name)",
+                              {"max_len": 30, "min_len": 1, "list_style": list_style})
+        assert len(names) == 50 and all(map(style.fits, names)) == list_style

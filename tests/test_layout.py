@@ -94,7 +94,8 @@ def test_nothing_imports_the_command_line():
 # Every module's floor: it imports from its own floor and the ones below, never above. A new module is given one here.
 FLOORS = [
     ["errors", "files", "ranks", "scratch", "optim"],  # nothing of the package
-    ["fields", "lists", "data", "pattern", "distance", "plots", "callbacks", "jax", "models", "models.*"],  # lists and models
+    # lists and models
+    ["fields", "lists", "data", "pattern", "distance", "style", "plots", "callbacks", "jax", "models", "models.*"],
     ["config"],  # fields, presets, TOML files, a run's description
     ["auto", "recipes"],  # the default recipe; resolving what a run is
     ["loop", "train", "jax.models", "jax.train", "sample", "draw", "score"],  # the loops; generation and scoring

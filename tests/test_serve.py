@@ -55,7 +55,9 @@ def test_health_and_model(client, runs):
 
 
 def test_generate_names_with_prefix_logprob_known_and_novelty(client, runs):
-    r = client.post("/api/generate", json={"n": 50, "prefix": "ma", "seed": 3, "temperature": 0.8, "top_k": 10})
+    # with no filter (the list's style is one: test_style.py), one round of 50 rows: the novelty is the names'
+    request = {"n": 50, "prefix": "ma", "seed": 3, "temperature": 0.8, "top_k": 10, "list_style": False}
+    r = client.post("/api/generate", json=request)
     assert r.status_code == 200, r.text
     body = r.json()
     names = body["names"]
@@ -63,7 +65,7 @@ def test_generate_names_with_prefix_logprob_known_and_novelty(client, runs):
     assert all(x["logprob"] < 0 and math.isfinite(x["logprob"]) for x in names)
     assert all(x["known"] == (x["name"] in runs["items"]) for x in names)
     assert body["novelty"] == pytest.approx(sum(not x["known"] for x in names) / 50)
-    again = client.post("/api/generate", json={"n": 50, "prefix": "ma", "seed": 3, "temperature": 0.8, "top_k": 10})
+    again = client.post("/api/generate", json=request)
     assert again.json()["names"] == names  # the same seed, the same names
 
 

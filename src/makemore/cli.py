@@ -136,7 +136,7 @@ def cmd_sample(args) -> int:
     given = {k: getattr(args, k) for k in ("temperature", "top_k", "top_p", "prefix", "min_len", "max_len", "seconds",
                                            "pattern", "ends_with", "min_distance", "contains")}
     print_samples(run, args.n, seed=args.seed, novel_only=args.novel_only, cls=args.cls, unique=args.unique,
-                  exclude=args.exclude or (), **{k: v for k, v in given.items() if v is not None})
+                  exclude=args.exclude or (), list_style=args.list_style, **{k: v for k, v in given.items() if v is not None})
     return 0
 
 

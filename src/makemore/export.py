@@ -34,6 +34,7 @@ from makemore.errors import UserError
 from makemore.files import write_atomic
 from makemore.models.transformer import Transformer
 from makemore.models.wavenet import ConvCache, WaveNet
+from makemore.style import Style
 
 FORMAT = "makemore-export/1"
 WEB_FORMAT = "makemore-web/1"
@@ -326,7 +327,7 @@ def new_folder(out):
 def export_web(model, model_name: str, vocab, known, folder: Path, out: Path, *, max_len: int, val: float | None):
     """Write out (which must not exist): a static page that generates and scores in the browser with no server.
     model.js holds the network's weights (float32, base64), the n-gram's tables, the vocabulary and the list's
-    items (for "only new names"); makemore.js runs them (web/README.md)."""
+    items (for "only new names") and how they are written (style.py); makemore.js runs them (web/README.md)."""
     network, ngram, share = network_of(model, model_name)
     config = getattr(network, "config", None)
     networks, weights = (network.networks, network.weights.tolist()) if isinstance(network, Networks) else ([network], [1.0])
@@ -338,6 +339,7 @@ def export_web(model, model_name: str, vocab, known, folder: Path, out: Path, *,
             "boundary": BOUNDARY, "networks": [web_weights(n) for n in networks], "network_weights": weights,
             "share": share,
             "ngram": None if ngram is None else ngram_tables(ngram), "known": sorted(known),
+            "style": None if (style := Style.of(known)) is None else style.table(),
             "sampling": {"max_len": max_len, "temperature": 1.0}}
     with new_folder(out) as work:
         write_atomic(work / "model.js", f"window.MAKEMORE_MODEL = {json.dumps(meta, ensure_ascii=False)};\n")

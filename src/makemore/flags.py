@@ -94,6 +94,10 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--novel-only", action="store_true", help="leave out names that are in the training data")
     p.add_argument("--exclude", type=Path, metavar="FILE", help="a file of names never to give, one per line")
     p.add_argument("--unique", action="store_true", help="each name once")
+    p.add_argument("--no-list-style", dest="list_style", action="store_false",
+                   help="also names that write what no item of the list does (a capital after a lower-case letter, a "
+                        "bracket left open, a punctuation mark more often than any item has it): by default these "
+                        "are drawn again")
     add_field(p, "seconds", SAMPLING["seconds"], 5)
     p.add_argument("--class", dest="cls", help="for a conditioned model: the class (data file name) to generate in")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")

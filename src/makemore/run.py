@@ -19,6 +19,7 @@ from makemore.lists import read_items
 from makemore.runfolder import CHECKPOINT, SUMMARY
 from makemore.sample import SAMPLING, Options
 from makemore.score import Score, next_char_probs, score
+from makemore.style import Style
 from makemore.train import evaluate
 
 
@@ -66,7 +67,7 @@ class Run:
                 prefix: str = "", seed: int | None = None, cls: str | None = None, min_len: int = 1,
                 max_len: int | None = None, novel_only: bool = False, exclude=(), unique: bool = False,
                 seconds: float = SECONDS, logprobs: bool = False, on_names=None, pattern: str | None = None,
-                ends_with: str = "", contains=(), min_distance: int = 0) -> Sampler:
+                ends_with: str = "", contains=(), min_distance: int = 0, list_style: bool = True) -> Sampler:
         """A request for n names, checked, ready to be drawn alone (draw) or batched with others (the server).
         on_names: a function given each round's names as they are found, which are then not kept."""
         SAMPLING["n"].check("n", n)
@@ -88,8 +89,12 @@ class Run:
         if min_distance > 1:  # at least min_distance edits from the list and from the excluded names
             near = [self.near_index(index, min_distance - 1), NearIndex(exclude, min_distance - 1)]
             far = lambda word: not any(i.near(word) for i in near)  # noqa: E731
+        if not isinstance(list_style, bool):
+            raise ConfigError("list_style", f"expected true or false, got {list_style!r}")
+        style = self.style(index) if list_style else None
         return Sampler(n, options, generator, self.corpus.items_of(index), novel_only, frozenset(exclude), unique,
-                       seconds=seconds, logprobs=logprobs, on_names=on_names, far=far)
+                       seconds=seconds, logprobs=logprobs, on_names=on_names, far=far,
+                       style=None if style is None else style.fits)
 
     def export(self, out, format: str = "onnx") -> Path:
         """The run outside Python, in the folder out (new). format "onnx": its step model as ONNX and its
@@ -109,6 +114,14 @@ class Run:
             made[cls, radius] = NearIndex(self.corpus.items_of(cls), radius)
         return made[cls, radius]
 
+    def style(self, cls: int | None) -> Style | None:
+        """How the list's items (of one class) are written (style.Style), learned once; None where that forbids
+        nothing."""
+        made = self.__dict__.setdefault("_style", {})
+        if cls not in made:
+            made[cls] = Style.of(self.corpus.items_of(cls))
+        return made[cls]
+
     def draw(self, n: int = 10, **options) -> Drawn:
         """n names and every name drawn on the way, for the novelty rate: generate() with the details — whether
         all n were found (complete), and how many rounds it took."""
@@ -123,7 +136,8 @@ class Run:
         the training items); exclude (names never to give: a list, or a file with one per line); unique (each
         name once); seconds (how long to keep drawing again when filters leave out names, 5 by default: an impossible
         request gives what was found, fewer than n); pattern (a regular expression the whole name matches),
-        ends_with, contains (a string or several), min_distance (edits from every item and excluded name)."""
+        ends_with, contains (a string or several), min_distance (edits from every item and excluded name);
+        list_style (True by default: names written as the list writes its items, style.py)."""
         return self.draw(n, **options).names
 
     def score(self, words, cls: str | None = None) -> list[Score]:

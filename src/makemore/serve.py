@@ -83,6 +83,9 @@ class GenerateRequest(Prefixed):
     ends_with: str = Field("", max_length=MAX_PREFIX, description=SAMPLING["ends_with"].help)
     contains: list[str] = Field([], max_length=8, description="every name contains each of these")
     min_distance: int = bounded("min_distance", 0)
+    list_style: bool = Field(True, description="names written as the list writes its items: one that writes what no "
+                                                "item does (a capital after a lower-case letter, a bracket left open) "
+                                                "is drawn again")
 
     @field_validator("n", "temperature", "top_k", "top_p", "min_len", "max_len", "seed", "min_distance", mode="before")
     @classmethod
@@ -259,7 +262,8 @@ class RunService:
                               seed=req.seed, cls=req.class_, min_len=req.min_len, max_len=req.max_len,
                               novel_only=req.novel_only, exclude=req.exclude, unique=req.unique,
                               seconds=TIME_BOUND_S, logprobs=True, pattern=req.pattern, ends_with=req.ends_with,
-                              contains=req.contains, min_distance=req.min_distance)
+                              contains=req.contains, min_distance=req.min_distance,
+                              list_style=req.list_style)
         drawn = await self.on_worker(sampler)
         return JSONResponse({
             "names": [{"name": w, "logprob": lp, "known": w in known} for w, lp in drawn.names],

@@ -43,6 +43,7 @@ function request() {
     prefix: $("prefix").value,
     novel_only: $("novel_only").checked,
     unique: $("unique").checked,
+    list_style: $("list_style").checked,
     exclude: lines("exclude"),
   };
   for (const id of ["top_p", "min_len", "max_len", "min_distance"]) if ($(id).value !== "") body[id] = Number($(id).value);

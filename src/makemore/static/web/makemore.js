@@ -47,6 +47,7 @@ class Model {
     this.E = this.nets[0]["embedding.weight"].shape[1];
     this.stoi = new Map(m.vocab.map((ch, i) => [ch, i]).filter(([, i]) => i !== m.boundary));
     this.known = new Set(m.known);
+    this.style = m.style ? { ...m.style, pairs: new Set(m.style.pairs.map(([a, b]) => `${a}\u0000${b}`)) } : null;
     this.share = m.share || 0;
     this.ngram = m.ngram ? this.tables(m.ngram) : null;
   }
@@ -199,7 +200,28 @@ class Model {
     return null;
   }
 
-  // n names that pass the filters (only new names, each once), drawn until found or `seconds` pass
+  // Whether a name is written as the list writes its items, as makemore's style.py decides: every pair of kinds of
+  // character side by side (the start and the end among them) is one the list has, no mark is there more often
+  // than in any item, and brackets that every item closes are closed.
+  fits(name) {
+    const s = this.style;
+    if (!s || name === "") return true;
+    const chars = [...name], kinds = ["start", ...chars.map((ch) => s.kinds[ch] ?? ch), "end"];
+    for (let i = 1; i < kinds.length; i++) if (!s.pairs.has(`${kinds[i - 1]}\u0000${kinds[i]}`)) return false;
+    for (const [mark, most] of Object.entries(s.most)) if (chars.filter((ch) => ch === mark).length > most) return false;
+    for (const [open, close] of s.brackets) {
+      let depth = 0;
+      for (const ch of chars) {
+        depth += (ch === open) - (ch === close);
+        if (depth < 0) return false;
+      }
+      if (depth !== 0) return false;
+    }
+    return true;
+  }
+
+  // n names that pass the filters (written like the list, only new names, each once), drawn until found or
+  // `seconds` pass
   generate(n, o, random, seconds = 5) {
     const names = [], seen = new Set(), until = performance.now() + 1000 * seconds;
     let drawn = 0;
@@ -207,6 +229,7 @@ class Model {
       const got = this.draw(o, random);
       drawn++;
       if (!got || (got.name.length < (o.min_len || 0))) continue;
+      if (o.list_style !== false && !this.fits(got.name)) continue;
       if (o.novel_only && this.known.has(got.name)) continue;
       if (o.unique && seen.has(got.name)) continue;
       seen.add(got.name);

@@ -15,7 +15,7 @@ function options() {
   const o = {
     temperature: number("temperature") ?? 1, top_k: number("top_k"), top_p: number("top_p"), prefix: $("prefix").value,
     min_len: number("min_len") ?? 0, max_len: number("max_len") ?? undefined, novel_only: $("novel_only").checked,
-    unique: $("unique").checked,
+    unique: $("unique").checked, list_style: $("list_style").checked,
   };
   if (!(o.temperature > 0)) throw new Error("temperature: expected a number above 0");
   if (o.top_p != null && !(o.top_p > 0 && o.top_p <= 1)) throw new Error("top_p: expected a number in (0, 1]");
