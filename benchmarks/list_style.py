@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import own_lists  # noqa: E402
 
 LISTS = ("NL:300", "IT:300", "GB:3000", "DE:3000", "mexican-places:3000", "world-places:3000", "russian-places:1000",
-         "japanese-places:1000", "english-words:3000")
+         "japanese-places:1000", "english-words:3000", "BR:300", "US:3000")
 
 
 def items(source: str, size: int) -> list[str]:

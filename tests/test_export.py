@@ -218,13 +218,16 @@ def test_the_web_page_keeps_the_lists_style_as_makemore_does(tmp_path, browser):
     parts = ["veen", "dam", "berg", "haag", "rijn", "wijk", "ñor", "dorp"]
     items = {rng.choice(parts).capitalize() + rng.choice(parts) + rng.choice(["", "", " (Noord)", "-Oost", " 2"])
              for _ in range(400)}
+    items |= {"McVeen", "McDam", "McBerg", "DeHaag", "DeRijn"}  # a capital inside a word, in few items
     data = tmp_path / "places.txt"
     data.write_text("\n".join(sorted(items)) + "\n", encoding="utf-8")
     run = makemore.train(data, model="gru", out=tmp_path / "run", verbose=False, **SMALL)
     style = run.style(None)
     chars = sorted(style.chars)
+    assert style.contexts == {("lower", "upper"): frozenset({"Mc", "De"})}  # a capital inside a word: after these
     words = [rng.choice(sorted(items))] + ["".join(rng.choice(chars) for _ in range(rng.randint(1, 9)))
                                            for _ in range(2000)]
+    words += [rng.choice(["Mc", "De", "Me", "a"]) + rng.choice(sorted(items)) for _ in range(200)]
     page = web_page(browser, run.export(tmp_path / "web", format="web"))
     got = page.evaluate("(words) => words.map((w) => model.fits(w))", words)
     assert got == [style.fits(w) for w in words] and any(got) and not all(got)

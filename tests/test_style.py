@@ -2,6 +2,7 @@
 refused, and drawing with the style gives exactly the names drawn without it that fit, in order: the model's own
 names conditioned on the style."""
 
+import collections
 import random
 
 import pytest
@@ -11,7 +12,7 @@ import makemore
 from makemore.draw import Sampler
 from makemore.errors import ConfigError
 from makemore.sample import Job, Options, generate_jobs
-from makemore.style import Style, pairs_of
+from makemore.style import BRACKETS, CASED, RARE, Style, closes, kind, pairs_of
 
 from conftest import assert_one_line_error, cli
 
@@ -20,10 +21,14 @@ PLACES = ["Den Haag", "IJsselstein", "'s-Hertogenbosch", "Alphen aan den Rijn", 
 MEXICAN = ["El Retiro", "San Juan (Norte)", "La Loma [Fraccionamiento]", "Santa Ana", "Ejido 20 de Noviembre",
            "Colonia (La Ex-Hacienda)", "Tepetlán", "Los Reyes, Acaquilpan"]
 RUSSIAN = ["Москва", "Нижний Новгород", "Ростов-на-Дону", "Старое Село"]
+US = ["McGregor", "McRae", "DeKalb", "LaGrange"] + [f"{where}{a}{b}" for where in ("", "West ", "New ")
+                                                    for a in ("Spring", "Oak", "Fair", "Green", "Wood")
+                                                    for b in ("field", "land", "ville", "ton", "wood", "dale")]
+CAMEL = ["PayPal", "YouTube", "LinkedIn", "WordPress", "DropBox", "FaceTime", "SoundCloud", "PowerPoint"]
 KANJI = ["東京", "大阪", "さいたま", "横浜"]
 
 
-@pytest.mark.parametrize("items", [PLACES, MEXICAN, RUSSIAN, KANJI])
+@pytest.mark.parametrize("items", [PLACES, MEXICAN, RUSSIAN, KANJI, US])
 def test_every_item_fits_its_lists_style(items):
     style = Style.of(items)
     assert style is None or all(style.fits(w) for w in items)
@@ -38,6 +43,11 @@ def test_a_style_refuses_what_no_item_writes(places_run):
     for name in ["El Retiro)", "San Juan (Norte", "La (Loma) (Norte)", "Tepe]tlán[", "SantaAna"]:
         assert not mexican.fits(name), name
     assert russian.fits("Нижнее Село") and not russian.fits("МосКва") and not russian.fits("москва")
+    us = Style.of(US)  # a capital inside a word in 4 of 94 items, after "Mc", "De" and "La": there only
+    assert us.contexts == {("lower", "upper"): frozenset({"Mc", "De", "La"})}
+    assert Style.of(CAMEL).contexts == {} and Style.of(CAMEL).fits("BookFace")  # in every item: anywhere
+    assert us.fits("McAllen") and us.fits("DeWitt") and us.fits("Oak McGrange") and us.fits("MacLeod") is False
+    assert not us.fits("HulphyeMuiyson") and not us.fits("LeClaire") and not us.fits("GlayD City")
     assert Style.of(KANJI) is None  # letters without case, no marks: nothing to refuse
     assert Style.of(["anna", "bob", "x"]) is None  # lower-case words: nothing a name could write is refused
     assert dutch.fits("")  # an empty name (min_len 0) is a length, not a way of writing
@@ -101,12 +111,33 @@ def test_the_command_line_and_the_http_api_take_the_style(places_run):
     assert r.status_code == 422 and r.json()["error"].startswith("list_style: "), r.text
 
 
-def test_the_style_refuses_exactly_the_names_with_a_pair_no_item_has():
+def reference(items):
+    """style.fits written the slow way: the pairs of each item, the contexts of each change of case by a scan."""
+    pairs, contexts = frozenset().union(*map(pairs_of, items)), collections.defaultdict(set)
+    for w in items:
+        for j in range(1, len(w)):
+            contexts[kind(w[j - 1]), kind(w[j])].add(w[max(0, j - 2):j])
+    having = {p: sum(p in pairs_of(w) for w in items) for p in contexts}
+    rare = {p: c for p, c in contexts.items() if p[0] in CASED and p[1] == "upper" and having[p] < RARE * len(items)}
+    marks = {ch for w in items for ch in w if kind(ch) == ch}
+    closed = [(o, c) for o, c in BRACKETS.items() if (o in marks or c in marks) and all(closes(w, o, c) for w in items)]
+
+    def fits(word):
+        if not word:
+            return True
+        changes = ((word[max(0, j - 2):j], (kind(word[j - 1]), kind(word[j]))) for j in range(1, len(word)))
+        return (pairs_of(word) <= pairs and all(pair not in rare or before in rare[pair] for before, pair in changes)
+                and all(word.count(m) <= max(w.count(m) for w in items) for m in marks)
+                and all(closes(word, o, c) for o, c in closed))
+    return fits
+
+
+@pytest.mark.parametrize("items", [PLACES, MEXICAN, RUSSIAN, US, CAMEL])
+def test_the_style_refuses_exactly_what_the_slow_way_refuses(items):
     rng = random.Random(0)
-    for items in [PLACES, MEXICAN, RUSSIAN]:
-        style, chars = Style.of(items), sorted(set("".join(items)))
-        assert style.pairs == frozenset().union(*map(pairs_of, items))
-        for _ in range(3000):
-            word = "".join(rng.choice(chars) for _ in range(rng.randint(1, 6)))
-            by_pairs = pairs_of(word) <= style.pairs
-            assert (style.refused is None or style.refused.search(word) is None) == by_pairs, word
+    style, slow, chars = Style.of(items), reference(items), sorted(set("".join(items)))
+    assert style.pairs == frozenset().union(*map(pairs_of, items))
+    words = ["".join(rng.choice(chars) for _ in range(rng.randint(1, 7))) for _ in range(3000)]
+    words += [rng.choice(["Mc", "De", "Le", "a", "", "S"]) + rng.choice(items) for _ in range(500)]
+    got = [style.fits(w) for w in words]
+    assert got == [slow(w) for w in words] and any(got) and not all(got)

@@ -8,7 +8,10 @@ Kinds of character: upper case, lower case, a letter without case (kanji, kana, 
 digit, a space, and each other character its own kind (a hyphen, an apostrophe, a bracket). The rule is the
 pairs of kinds side by side, the start and the end of an item counted as kinds: pairs, not longer runs, so that
 a list of a few hundred items has seen nearly every pair its own names use (on eight lists of 300 to 3,000 items
-never used in training, at most 2 of 600 held-out items broke their training split's rule)."""
+never used in training, at most 2 of 600 held-out items broke their training split's rule). One thing more: a
+capital inside a word (after a lower-case letter, or after a capital) that fewer than RARE of the items have is
+allowed only after the two characters it follows in them: the "Mc" of "McGregor" and the "De" of "DeKalb" let
+"McAllen" be written, not "HulphyeMuiyson"; a list of names like "PayPal" and "YouTube" keeps them free."""
 
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ from dataclasses import dataclass
 
 START, END = "start", "end"  # kinds are names of more than one character, a punctuation mark its own character
 BRACKETS = {"(": ")", "[": "]", "{": "}"}
+CASED = ("upper", "lower")
+RARE = 0.05  # a capital inside a word that fewer items than this share have is allowed only where they have it
 
 
 @functools.lru_cache(maxsize=65_536)  # a name's characters are looked up at every draw
@@ -57,6 +62,8 @@ class Style:
     most: dict  # a punctuation mark -> the most of it one item has
     brackets: tuple  # (opening, closing) pairs that every item of the list closes
     chars: frozenset  # the list's characters: a name has no other
+    contexts: dict  # (kind, "upper") of a capital inside a word that few items have -> the characters it follows
+    # in them, two (one at the start of a word): "Mc" for "McGregor"
 
     @classmethod
     def of(cls, items) -> Style | None:
@@ -71,47 +78,82 @@ class Style:
         start, end = next(unused), next(unused)
         text = start + (end + start).join(items) + end
         kinds = {ch: kind(ch) for ch in chars} | {start: START, end: END}
-        pairs = frozenset((kinds[a], kinds[b]) for a, b in set(zip(text, text[1:])) if (a, b) != (end, start))
+        side_by_side = set(zip(text, text[1:])) - {(end, start)}
+        pairs = frozenset((kinds[a], kinds[b]) for a, b in side_by_side)
+        contexts = {}
+        for a, b in pairs & {(a, "upper") for a in CASED}:  # a capital inside a word: if rare, what it follows
+            firsts = one_of({x for x, y in side_by_side if kinds[x] == a and kinds[y] == b})
+            seconds = one_of({y for x, y in side_by_side if kinds[x] == a and kinds[y] == b})
+            having = re.compile(firsts + seconds)
+            if sum(having.search(w) is not None for w in items) < RARE * len(items):
+                found = set(re.findall(f"(?=(.)({firsts}){seconds})", text, flags=re.DOTALL))
+                contexts[a, b] = frozenset(("" if c0 == start else c0) + c1 for c0, c1 in found)
         marks = sorted(ch for ch in chars if kinds[ch] == ch)
         most = {ch: max(map(operator.methodcaller("count", ch), items)) for ch in marks}
         brackets = tuple((o, c) for o, c in BRACKETS.items() if (o in marks or c in marks)
                          and all(closes(w, o, c) for w in items if o in w or c in w))
-        style = cls(pairs, most, brackets, chars)
-        if style.refused is None and not most:  # no pair to refuse, no mark to count or close (brackets are marks)
+        style = cls(pairs, most, brackets, chars, contexts)
+        if style.refused is None and not most and not contexts:  # nothing to refuse, count or close
             return None
         return style
+
+    @functools.cached_property
+    def of_kind(self) -> dict:
+        made = {}
+        for ch in sorted(self.chars):
+            made.setdefault(kind(ch), []).append(ch)
+        return made
 
     @functools.cached_property
     def refused(self) -> re.Pattern | None:
         """A pattern that finds a pair of characters side by side (or at the start or the end) whose kinds no item
         has side by side: one search in C where a loop over the name's pairs in Python took 4 microseconds."""
-        of_kind = {}
-        for ch in sorted(self.chars):
-            of_kind.setdefault(kind(ch), []).append(ch)
-        one = lambda kinds: "[" + "".join(re.escape(ch) for k in kinds for ch in of_kind[k]) + "]"  # noqa: E731
         parts = []
-        for a in [START, *of_kind]:
-            after = [b for b in of_kind if (a, b) not in self.pairs]
+        for a in [START, *self.of_kind]:
+            after = [b for b in self.of_kind if (a, b) not in self.pairs]
             if after:
-                parts.append(("^" if a == START else one([a])) + one(after))
-        ends = [a for a in of_kind if (a, END) not in self.pairs]
+                parts.append(("^" if a == START else self.any_of([a])) + self.any_of(after))
+        ends = [a for a in self.of_kind if (a, END) not in self.pairs]
         if ends:
-            parts.append(one(ends) + "$")
+            parts.append(self.any_of(ends) + "$")
         return re.compile("|".join(parts)) if parts else None
+
+    @functools.cached_property
+    def changes(self) -> re.Pattern | None:
+        """A pattern that finds a rare change of case (self.contexts), for a name's slow check only where it has one."""
+        parts = [self.any_of([a]) + self.any_of([b]) for a, b in self.contexts]
+        return re.compile("|".join(parts)) if parts else None
+
+    def any_of(self, kinds) -> str:
+        return one_of(ch for k in kinds for ch in self.of_kind[k])
 
     def table(self) -> dict:
         """The style as JSON for the exported page (static/web/makemore.js fits as fits() here): each character's
-        kind, the pairs, the marks' counts, the brackets."""
+        kind, the pairs, the rare changes of case and what they follow, the marks' counts, the brackets."""
         return {"kinds": {ch: kind(ch) for ch in sorted(self.chars)}, "pairs": sorted(map(list, self.pairs)),
+                "contexts": [[a, b, sorted(c)] for (a, b), c in sorted(self.contexts.items())],
                 "most": self.most, "brackets": [list(b) for b in self.brackets]}
 
     def fits(self, word: str) -> bool:
         if not word:  # an empty name is asked for (min_len 0), not a way of writing
             return True
         if not self.chars.issuperset(word):  # not from a model of the list: its pairs one by one
-            paired = pairs_of(word) <= self.pairs
+            paired = pairs_of(word) <= self.pairs and self.changes_fit(word)
         else:
-            paired = self.refused is None or self.refused.search(word) is None
+            paired = (self.refused is None or self.refused.search(word) is None) and (
+                self.changes is None or self.changes.search(word) is None or self.changes_fit(word))
         return (paired
                 and all(word.count(ch) <= n for ch, n in self.most.items())
                 and all(closes(word, o, c) for o, c in self.brackets if o in word or c in word))
+
+    def changes_fit(self, word: str) -> bool:
+        """Whether each rare change of case in the word follows what it follows in the list."""
+        for j in range(1, len(word)):
+            allowed = self.contexts.get((kind(word[j - 1]), kind(word[j])))
+            if allowed is not None and word[max(0, j - 2):j] not in allowed:
+                return False
+        return True
+
+
+def one_of(chars) -> str:
+    return "[" + "".join(re.escape(ch) for ch in sorted(chars)) + "]"

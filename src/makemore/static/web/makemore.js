@@ -47,7 +47,10 @@ class Model {
     this.E = this.nets[0]["embedding.weight"].shape[1];
     this.stoi = new Map(m.vocab.map((ch, i) => [ch, i]).filter(([, i]) => i !== m.boundary));
     this.known = new Set(m.known);
-    this.style = m.style ? { ...m.style, pairs: new Set(m.style.pairs.map(([a, b]) => `${a}\u0000${b}`)) } : null;
+    this.style = m.style ? {
+      ...m.style, pairs: new Set(m.style.pairs.map(([a, b]) => `${a}\u0000${b}`)),
+      contexts: new Map(m.style.contexts.map(([a, b, after]) => [`${a}\u0000${b}`, new Set(after)])),
+    } : null;
     this.share = m.share || 0;
     this.ngram = m.ngram ? this.tables(m.ngram) : null;
   }
@@ -201,13 +204,18 @@ class Model {
   }
 
   // Whether a name is written as the list writes its items, as makemore's style.py decides: every pair of kinds of
-  // character side by side (the start and the end among them) is one the list has, no mark is there more often
-  // than in any item, and brackets that every item closes are closed.
+  // character side by side (the start and the end among them) is one the list has, a rare change of case follows
+  // what it follows in the list, no mark is there more often than in any item, and brackets that every item
+  // closes are closed.
   fits(name) {
     const s = this.style;
     if (!s || name === "") return true;
     const chars = [...name], kinds = ["start", ...chars.map((ch) => s.kinds[ch] ?? ch), "end"];
-    for (let i = 1; i < kinds.length; i++) if (!s.pairs.has(`${kinds[i - 1]}\u0000${kinds[i]}`)) return false;
+    for (let i = 1; i < kinds.length; i++) {
+      const pair = `${kinds[i - 1]}\u0000${kinds[i]}`, after = s.contexts.get(pair);
+      if (!s.pairs.has(pair)) return false;
+      if (after && !after.has(chars.slice(Math.max(0, i - 3), i - 1).join(""))) return false; // chars[i - 2] and the one before
+    }
     for (const [mark, most] of Object.entries(s.most)) if (chars.filter((ch) => ch === mark).length > most) return false;
     for (const [open, close] of s.brackets) {
       let depth = 0;
