@@ -212,15 +212,29 @@ def test_a_damaged_or_foreign_web_export_says_so_in_one_line(tmp_path, word_file
     assert message in error and "\n" not in error.strip() and page.locator("#form").is_hidden()
 
 
-@pytest.mark.browser
-def test_the_web_page_keeps_the_lists_style_as_makemore_does(tmp_path, browser):
-    rng = random.Random(0)
+def places(folder, rng):
+    """A list with capitals, brackets, a hyphen, digits and a few capitals inside a word."""
     parts = ["veen", "dam", "berg", "haag", "rijn", "wijk", "ñor", "dorp"]
     items = {rng.choice(parts).capitalize() + rng.choice(parts) + rng.choice(["", "", " (Noord)", "-Oost", " 2"])
              for _ in range(400)}
     items |= {"McVeen", "McDam", "McBerg", "DeHaag", "DeRijn"}  # a capital inside a word, in few items
-    data = tmp_path / "places.txt"
+    data = folder / "places.txt"
     data.write_text("\n".join(sorted(items)) + "\n", encoding="utf-8")
+    return data, items
+
+
+def test_an_export_carries_the_lists_style(tmp_path):
+    data, _ = places(tmp_path, random.Random(0))
+    run = makemore.train(data, model="gru", out=tmp_path / "run", verbose=False, **SMALL)
+    meta = json.loads((run.export(tmp_path / "onnx") / "makemore.json").read_text(encoding="utf-8"))
+    assert meta["sampling"]["style"] == json.loads(json.dumps(run.style(None).table())) and meta["sampling"]["style"]
+    assert "`contexts`" in (tmp_path / "onnx" / "README.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.browser
+def test_the_web_page_keeps_the_lists_style_as_makemore_does(tmp_path, browser):
+    rng = random.Random(0)
+    data, items = places(tmp_path, rng)
     run = makemore.train(data, model="gru", out=tmp_path / "run", verbose=False, **SMALL)
     style = run.style(None)
     chars = sorted(style.chars)

@@ -49,15 +49,20 @@ Made by `makemore export` from the run `{run}` ({model}; val {val}).
 
 {step_file}
 - `makemore.json`: `vocab` (the characters by index; index {boundary}, written "", is the boundary token, which
-  starts and ends every name), the state's shape, the sampling defaults (`max_len`, `temperature`), and for the default
-  recipe's model (and an n-gram alone) the n-gram's `share`.
+  starts and ends every name), the state's shape, the sampling defaults (`max_len`, `temperature`, and `style`: how
+  the list writes its items, below), and for the default recipe's model (and an n-gram alone) the n-gram's `share`.
 {ngram_files}
 ## Generating a name
 
 Start with `token = [{boundary}]` and the state at the start. At each step run the model, turn `logprobs` into the
 next character's distribution (with the n-gram mixed in, if there is one), divide the log-probabilities by the
 temperature, draw a character, and feed it back with `new_state`. A drawn boundary token ends the name; a name
-longer than `max_len` characters is drawn again.
+longer than `max_len` characters is drawn again. So is a name that writes what no item of the list does, where `style`
+is not null, as `makemore sample` does: each character's kind is `kinds[ch]` (the start and the end of a name are
+the kinds "start" and "end"); every pair of kinds side by side must be one of `pairs`; where a pair is one of
+`contexts` ([kind, kind, [before, ...]]), the one or two characters before its second character (one at the start
+of a name) must be one of its `before`; no character of `most` more often than its count; and each pair of
+`brackets` closed, never below zero.
 """
 NGRAM_README = """- `ngram.json`: an interpolated Kneser-Ney n-gram of `context` characters, `discount` D, and `orders`: for
   k = 0 .. context, the rows `[c_1, ..., c_k, w, count]` of order k (k characters of context, oldest first, then
@@ -210,13 +215,14 @@ def ngram_tables(ngram) -> dict:
     return {"context": context, "discount": ngram.config.discount, "orders": orders}
 
 
-def export_onnx(model, model_name: str, vocab, folder: Path, out: Path, *, max_len: int, val: float | None):
+def export_onnx(model, model_name: str, vocab, folder: Path, out: Path, *, max_len: int, val: float | None,
+                style: Style | None = None):
     """Write the export folder out (which must not exist): step.onnx, makemore.json, README.md and, for the
     default recipe's model, ngram.json; all or nothing."""
     network, ngram, share = network_of(model, model_name)
     if network is None:  # an n-gram alone: its tables are the export
         with new_folder(out) as work:
-            write_meta(work, model_name, vocab, None, max_len, share, ngram, NO_STEP, folder, out, val)
+            write_meta(work, model_name, vocab, None, max_len, share, ngram, NO_STEP, folder, out, val, style)
         return Path(out)
     try:
         import onnx  # noqa: F401  (torch's exporter needs it)
@@ -238,7 +244,7 @@ def export_onnx(model, model_name: str, vocab, folder: Path, out: Path, *, max_l
                               dynamo=False)
         network.train(was_training)
         write_meta(work, model_name, vocab, state, max_len, share, ngram, STEP_FILE.format(inputs=inputs), folder,
-                   out, val)
+                   out, val, style)
     return Path(out)
 
 
@@ -249,10 +255,16 @@ def web_weights(network) -> dict:
             for name, t in network.state_dict().items() if name.split(".")[0] in ("embedding", "rnn", "head")}
 
 
-def write_meta(work: Path, model_name, vocab, state, max_len, share, ngram, step_file, folder, out, val):
+def sampling(max_len: int, style: Style | None) -> dict:
+    """The sampling defaults an export carries: the longest name, the temperature, and how the list writes its
+    items (style.Style.table(): a name that does not is drawn again; null where that forbids nothing)."""
+    return {"max_len": max_len, "temperature": 1.0, "style": None if style is None else style.table()}
+
+
+def write_meta(work: Path, model_name, vocab, state, max_len, share, ngram, step_file, folder, out, val, style):
     """makemore.json, the n-gram's ngram.json (if any) and README.md."""
     meta = {"format": FORMAT, "model": model_name, "vocab": ["", *vocab.chars], "boundary": BOUNDARY,
-            "state": state, "sampling": {"max_len": max_len, "temperature": 1.0}, "share": share}
+            "state": state, "sampling": sampling(max_len, style), "share": share}
     write_atomic(work / "makemore.json", json.dumps(meta, ensure_ascii=False))
     if ngram is not None:
         write_atomic(work / "ngram.json", json.dumps(ngram_tables(ngram)))
@@ -324,7 +336,8 @@ def new_folder(out):
         raise
 
 
-def export_web(model, model_name: str, vocab, known, folder: Path, out: Path, *, max_len: int, val: float | None):
+def export_web(model, model_name: str, vocab, known, folder: Path, out: Path, *, max_len: int, val: float | None,
+               style: Style | None = None):
     """Write out (which must not exist): a static page that generates and scores in the browser with no server.
     model.js holds the network's weights (float32, base64), the n-gram's tables, the vocabulary and the list's
     items (for "only new names") and how they are written (style.py); makemore.js runs them (web/README.md)."""
@@ -339,8 +352,7 @@ def export_web(model, model_name: str, vocab, known, folder: Path, out: Path, *,
             "boundary": BOUNDARY, "networks": [web_weights(n) for n in networks], "network_weights": weights,
             "share": share,
             "ngram": None if ngram is None else ngram_tables(ngram), "known": sorted(known),
-            "style": None if (style := Style.of(known)) is None else style.table(),
-            "sampling": {"max_len": max_len, "temperature": 1.0}}
+            "sampling": sampling(max_len, style)}
     with new_folder(out) as work:
         write_atomic(work / "model.js", f"window.MAKEMORE_MODEL = {json.dumps(meta, ensure_ascii=False)};\n")
         for page in WEB.iterdir():

@@ -100,7 +100,8 @@ class Run:
         """The run outside Python, in the folder out (new). format "onnx": its step model as ONNX and its
         vocabulary, sampling defaults and n-gram as JSON, with a README of the inputs and outputs; "web": a static
         page that generates and scores in the browser with no server (makemore.export)."""
-        settings = dict(max_len=default_max_len(self.corpus.longest), val=self.summary.get("val_loss"))
+        settings = dict(max_len=default_max_len(self.corpus.longest), val=self.summary.get("val_loss"),
+                        style=self.style(None))
         if format == "onnx":
             return export_onnx(self.model, self.model_name, self.vocab, self.folder, out, **settings)
         if format == "web":

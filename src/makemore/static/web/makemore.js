@@ -47,9 +47,10 @@ class Model {
     this.E = this.nets[0]["embedding.weight"].shape[1];
     this.stoi = new Map(m.vocab.map((ch, i) => [ch, i]).filter(([, i]) => i !== m.boundary));
     this.known = new Set(m.known);
-    this.style = m.style ? {
-      ...m.style, pairs: new Set(m.style.pairs.map(([a, b]) => `${a}\u0000${b}`)),
-      contexts: new Map(m.style.contexts.map(([a, b, after]) => [`${a}\u0000${b}`, new Set(after)])),
+    const style = m.sampling.style;
+    this.style = style ? {
+      ...style, pairs: new Set(style.pairs.map(([a, b]) => `${a}\u0000${b}`)),
+      contexts: new Map(style.contexts.map(([a, b, after]) => [`${a}\u0000${b}`, new Set(after)])),
     } : null;
     this.share = m.share || 0;
     this.ngram = m.ngram ? this.tables(m.ngram) : null;
