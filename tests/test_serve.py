@@ -308,6 +308,12 @@ def test_the_page_in_chromium(server, runs, tmp_path):
             got = page.locator("#names li").all_inner_texts()
             assert len(got) == len(set(got)) == 15, got
             assert all(4 <= len(n) <= 7 for n in got) and not set(got) & set(excluded), got
+            for ticked in (True, False):  # "written like the list": ticked by default, sent with the request
+                assert page.is_checked("#list_style") == ticked
+                with page.expect_response("**/api/generate") as answer:
+                    page.click("#generate")
+                assert answer.value.request.post_data_json["list_style"] is ticked and answer.value.ok
+                page.uncheck("#list_style")
 
             page.fill("#words", "maria\nlu")  # scores
             page.click("#score")
