@@ -51,6 +51,9 @@ def test_a_style_refuses_what_no_item_writes(places_run):
     assert Style.of(KANJI) is None  # letters without case, no marks: nothing to refuse
     assert Style.of(["anna", "bob", "x"]) is None  # lower-case words: nothing a name could write is refused
     assert dutch.fits("")  # an empty name (min_len 0) is a length, not a way of writing
+    assert kind("-") == "-" and kind("™") == kind("😀") == "symbol"  # a mark its own kind; symbols one kind
+    emoji = Style.of([f"{w}{chr(0x1F300 + i)}" for i, w in enumerate(["ab", "cd", "ef"] * 300)])  # 900 of them
+    assert emoji.fits("gh😎") and not emoji.fits("gh") and not emoji.fits("😎gh")
     with pytest.raises(ConfigError, match="list_style: expected true or false"):
         makemore.load(places_run).generate(5, list_style="no")
 
