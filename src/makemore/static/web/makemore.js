@@ -205,9 +205,9 @@ class Model {
   }
 
   // Whether a name is written as the list writes its items, as makemore's style.py decides: every pair of kinds of
-  // character side by side (the start and the end among them) is one the list has, a rare change of case follows
-  // what it follows in the list, no mark is there more often than in any item, and brackets that every item
-  // closes are closed.
+  // character side by side (the start and the end among them) is one the list has, a capital inside a word that few
+  // items have follows what it follows in them, no mark is there more often than in any item, and brackets that
+  // every item closes are closed.
   fits(name) {
     const s = this.style;
     if (!s || name === "") return true;
