@@ -87,6 +87,7 @@ def test_drawing_with_the_style_gives_the_names_drawn_without_it_that_fit(places
     assert styled.names == [w for w in free if style.fits(w)][:40]
     assert not all(style.fits(w) for w in free)  # some were drawn again
     assert styled.drawn == [w for w in free if style.fits(w)]  # and do not count in novelty
+    assert styled.unstyled == sum(not style.fits(w) for w in free)  # and are counted
     assert all(style.fits(w) for w in run.generate(200, seed=5, max_len=30))
     assert not all(style.fits(w) for w in run.generate(200, seed=5, max_len=30, list_style=False))
 
@@ -97,8 +98,9 @@ def test_the_command_line_and_the_http_api_take_the_style(places_run):
     assert styled.returncode == 0, styled.stderr
     names = [line.removesuffix(" *") for line in styled.stdout.splitlines()[:50]]
     assert all(run.style(None).fits(w) for w in names)
+    assert "not written as the list writes (--no-list-style keeps them)" in styled.stdout.splitlines()[-1]
     free = cli("sample", places_run, "-n", 50, "--seed", 1, "--no-list-style")
-    assert free.returncode == 0 and free.stdout != styled.stdout
+    assert free.returncode == 0 and free.stdout != styled.stdout and "not written" not in free.stdout
     assert_one_line_error(cli("sample", places_run, "--no-list-style=yes"), "--no-list-style")
 
     from fastapi.testclient import TestClient
@@ -110,6 +112,7 @@ def test_the_command_line_and_the_http_api_take_the_style(places_run):
         body = client.post("/api/generate", json={"n": 40, "seed": 2, "list_style": list_style}).json()
         fits = [run.style(None).fits(x["name"]) for x in body["names"]]
         assert len(fits) == 40 and (all(fits) if list_style else not all(fits))
+        assert (body["unstyled"] > 0) == list_style
     r = client.post("/api/generate", json={"list_style": "sometimes"})
     assert r.status_code == 422 and r.json()["error"].startswith("list_style: "), r.text
 

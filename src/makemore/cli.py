@@ -115,6 +115,8 @@ def print_samples(run, n: int, novel_only: bool = False, **options):
     rounds = f"{drawn.rounds} round{'s' * (drawn.rounds != 1)}"
     if drawn.found:  # a round draws more rows than it needs where filters reject some: the rows are all counted
         extra = f"; {drawn.rows:,} drawn in {rounds}" if drawn.rows > drawn.found else ""
+        if drawn.unstyled:
+            extra += f", {drawn.unstyled:,} of them not written as the list writes (--no-list-style keeps them)"
         marks = "; * marks those that are" if drawn.novel_found < drawn.found else ""
         print(f"novelty {100 * drawn.novel_found / drawn.found:.1f}% ({drawn.novel_found:,} of {drawn.found:,} "
               f"names are not in the training data{marks}{extra})")

@@ -48,6 +48,7 @@ class Drawn:
     tried: int = 0  # names drawn that ended within max_len: len(drawn), unless streamed
     guidance: dict | None = None  # a shape's: drawn and rejected ("exact"), or guided and resampled (see the module)
     rows: int = 0  # rows generated in all: those that did not end within max_len (or fit the shape) too
+    unstyled: int = 0  # names drawn that the list's style refused (drawn again)
 
 
 @dataclass
@@ -82,6 +83,7 @@ class Sampler:
     ended: int = 0  # drawn names that ended within max_len
     novel_ended: int = 0
     tried: int = 0  # rows drawn, those that did not end within max_len too
+    unstyled: int = 0  # names that ended within max_len and that the style refused
     done_rounds: int = 0
     guided: dict | None = field(default=None, init=False)  # once drawing is guided: its figures so far
     pool: list = field(default_factory=list, init=False)  # guided candidates not yet resampled: (result, log weight)
@@ -119,7 +121,9 @@ class Sampler:
         self.tried += len(results)
         weights = self.job.log_weights if self.job is not None else None  # a guided round's
         if self.style is not None:  # a name not written as the list writes is a row that gave no name
+            ended = sum(r is not None for r in results)
             results = [r if r is None or self.style(r[0]) else None for r in results]
+            self.unstyled += ended - sum(r is not None for r in results)
         passed = []
         for i, result in enumerate(results):
             if result is None:
@@ -196,7 +200,7 @@ class Sampler:
                         "probability": g["weight"] / g["rows"] if g["rows"] and g["effective"] >= MIN_EFFECTIVE
                         else None}
         return Drawn(self.shown, drawn, novelty, self.found == self.n, self.done_rounds, self.found,
-                     self.novel_found, self.ended, guidance, self.tried)
+                     self.novel_found, self.ended, guidance, self.tried, self.unstyled)
 
 
 def draw(model, vocab: Vocab, sampler: Sampler, cached: bool = True) -> Drawn:

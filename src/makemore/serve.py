@@ -271,6 +271,7 @@ class RunService:
             "names": [{"name": w, "logprob": lp, "known": w in known} for w, lp in drawn.names],
             "novelty": None if math.isnan(drawn.novelty) else drawn.novelty,  # none drawn: no rate
             "drawn": len(drawn.drawn),
+            "unstyled": drawn.unstyled,  # names drawn again as not written as the list writes
             "complete": drawn.complete,
             "guidance": drawn.guidance,  # with a shape: "exact" (drawn and rejected) or "guided" (and how corrected)
             "seconds": round(time.monotonic() - started, 4),
