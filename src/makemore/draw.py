@@ -121,9 +121,9 @@ class Sampler:
         self.tried += len(results)
         weights = self.job.log_weights if self.job is not None else None  # a guided round's
         if self.style is not None:  # a name not written as the list writes is a row that gave no name
-            ended = sum(r is not None for r in results)
-            results = [r if r is None or self.style(r[0]) else None for r in results]
-            self.unstyled += ended - sum(r is not None for r in results)
+            refused = [r is not None and not self.style(r[0]) for r in results]
+            results = [None if no else r for r, no in zip(results, refused)]
+            self.unstyled += sum(refused)
         passed = []
         for i, result in enumerate(results):
             if result is None:

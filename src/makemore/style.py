@@ -86,8 +86,7 @@ class Style:
         pairs = frozenset((kinds[a], kinds[b]) for a, b in side_by_side)
         contexts = {}
         for a, b in pairs & {(a, "upper") for a in CASED}:  # a capital inside a word: if rare, what it follows
-            firsts = one_of({x for x, y in side_by_side if kinds[x] == a and kinds[y] == b})
-            seconds = one_of({y for x, y in side_by_side if kinds[x] == a and kinds[y] == b})
+            firsts, seconds = map(one_of, zip(*((x, y) for x, y in side_by_side if (kinds[x], kinds[y]) == (a, b))))
             having = re.compile(firsts + seconds)
             if sum(having.search(w) is not None for w in items) < RARE * len(items):
                 found = set(re.findall(f"(?=(.)({firsts}){seconds})", text, flags=re.DOTALL))
@@ -123,8 +122,9 @@ class Style:
         return re.compile("|".join(parts)) if parts else None
 
     @functools.cached_property
-    def changes(self) -> re.Pattern | None:
-        """A pattern that finds a rare change of case (self.contexts), for a name's slow check only where it has one."""
+    def rare_capitals(self) -> re.Pattern | None:
+        """A pattern that finds a rare capital inside a word (self.contexts): capitals_fit's loop runs only on a name
+        that has one."""
         parts = [self.any_of([a]) + self.any_of([b]) for a, b in self.contexts]
         return re.compile("|".join(parts)) if parts else None
 
@@ -133,7 +133,7 @@ class Style:
 
     def table(self) -> dict:
         """The style as JSON for the exported page (static/web/makemore.js fits as fits() here): each character's
-        kind, the pairs, the rare changes of case and what they follow, the marks' counts, the brackets."""
+        kind, the pairs, the rare capitals inside a word and what they follow, the marks' counts, the brackets."""
         return {"kinds": {ch: kind(ch) for ch in sorted(self.chars)}, "pairs": sorted(map(list, self.pairs)),
                 "contexts": [[a, b, sorted(c)] for (a, b), c in sorted(self.contexts.items())],
                 "most": self.most, "brackets": [list(b) for b in self.brackets]}
@@ -141,17 +141,15 @@ class Style:
     def fits(self, word: str) -> bool:
         if not word:  # an empty name is asked for (min_len 0), not a way of writing
             return True
-        if not self.chars.issuperset(word):  # not from a model of the list: its pairs one by one
-            paired = pairs_of(word) <= self.pairs and self.changes_fit(word)
-        else:
-            paired = (self.refused is None or self.refused.search(word) is None) and (
-                self.changes is None or self.changes.search(word) is None or self.changes_fit(word))
-        return (paired
+        ours = self.chars.issuperset(word)  # the patterns know the list's characters; another word: pair by pair
+        paired = (self.refused is None or self.refused.search(word) is None) if ours else pairs_of(word) <= self.pairs
+        capitals = self.rare_capitals is not None and (not ours or self.rare_capitals.search(word) is not None)
+        return (paired and (not capitals or self.capitals_fit(word))
                 and all(word.count(ch) <= n for ch, n in self.most.items())
                 and all(closes(word, o, c) for o, c in self.brackets if o in word or c in word))
 
-    def changes_fit(self, word: str) -> bool:
-        """Whether each rare change of case in the word follows what it follows in the list."""
+    def capitals_fit(self, word: str) -> bool:
+        """Whether each rare capital inside a word follows what it follows in the list."""
         for j in range(1, len(word)):
             allowed = self.contexts.get((kind(word[j - 1]), kind(word[j])))
             if allowed is not None and word[max(0, j - 2):j] not in allowed:
