@@ -14,6 +14,7 @@ from makemore.auto import AUTO_MAX_NETWORKS, AUTO_MAX_TARGETS, AUTO_SMALL_POSITI
 from makemore.config import TrainConfig, resolve_run
 from makemore.data import Corpus, Vocab
 from makemore.run import load_run
+from makemore.train import averaged_keys
 from makemore.trainers import make_trainer, resume_trainer
 
 from conftest import CORPUS, cli, make_items, train_into
@@ -222,6 +223,31 @@ def test_the_moving_average_is_computed_as_written_and_evaluated_beside_the_weig
     raw.run()  # the same weights, step for step: the average is only read
     last = load_run(tmp_path, weights="last").model.state_dict()
     assert all(torch.equal(v, last[k]) for k, v in raw.model.state_dict().items())
+
+
+def test_the_moving_average_of_several_networks_averages_only_what_trains(tmp_path):
+    """gru+ngram with networks = 2 and ema: the average is of the live networks' weights; the kept copies of the
+    networks, their losses and the mixture's share, weights and discount (kept aside or chosen on val, not trained)
+    are the live model's own, at every step."""
+    cfg = overfit_config(steps=60, ema=0.9, lr=0.01)
+    trainer = make_trainer(CORPUS, "gru+ngram", dict(OVERFIT, networks=2, ngram_context=2), cfg)
+    trained = set(averaged_keys(trainer.model))
+    assert trained == {k for k, p in trainer.model.named_parameters() if k.startswith("live.")} and trained
+    by_hand, checked = {}, []
+
+    def follow(t, event):
+        if event == "step":
+            for k, v in t.model.state_dict().items():
+                if k in trained:
+                    by_hand[k] = v.clone() if k not in by_hand else 0.9 * by_hand[k] + 0.1 * v
+                    checked.append(torch.allclose(by_hand[k], t.averaged[k], atol=1e-6))
+                else:
+                    checked.append(torch.equal(v, t.averaged[k]))
+    trainer.add_callback(follow)
+    train_into(tmp_path, trainer, "gru+ngram")
+    assert all(checked) and len(checked) == 60 * len(trainer.model.state_dict())
+    kept = trainer.model.state_dict()["kept_loss"]
+    assert (kept < 1e300).all()  # each network has been kept at an evaluation: its loss is a loss, not a blend
 
 
 def test_resume_with_a_moving_average_equals_an_uninterrupted_run(tmp_path):

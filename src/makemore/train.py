@@ -174,21 +174,22 @@ class Trainer(Loop):
 
     @torch.no_grad()
     def update_average(self):
-        """averaged <- ema * averaged + (1 - ema) * weights, for every float tensor of the state (BatchNorm's
-        running statistics too); the others (counts) are copied. One fused update per step: the pairs of
-        tensors are found once (the model's tensors stay the same objects: loading weights copies into them)."""
+        """averaged <- ema * averaged + (1 - ema) * weights, for what trains (averaged_keys); the rest of the state
+        is copied (counts, and what a model chooses on val or keeps aside: a mixture's share, the kept copies of
+        its networks and their losses, which averaged would be snapshots and losses blended). One fused update per
+        step: the pairs of tensors are found once (the model's tensors stay the same objects: loading weights
+        copies into them)."""
         if self.averaged is None:
             self.averaged = clone_state(self.model)
         if self.average_pairs is None:
-            state = self.model.state_dict()
-            floats = [k for k, v in state.items() if v.is_floating_point()]
-            others = [k for k in state if k not in floats]
+            state, trained = self.model.state_dict(), averaged_keys(self.model)
+            others = [k for k in state if k not in trained]
             self.average_pairs = tuple(([self.averaged[k] for k in keys], [state[k] for k in keys])
-                                       for keys in (floats, others))
-        (averaged, weights), (counts, live) = self.average_pairs
+                                       for keys in (trained, others))
+        (averaged, weights), (kept, live) = self.average_pairs
         torch._foreach_lerp_(averaged, weights, 1 - self.cfg.ema)
-        if counts:
-            torch._foreach_copy_(counts, live)
+        if kept:
+            torch._foreach_copy_(kept, live)
 
     @torch.no_grad()
     def swap_weights(self, state: dict) -> dict:
@@ -238,3 +239,18 @@ class Trainer(Loop):
 
             self.rank_rng_states = [None] * self.ranks.world
             dist.all_gather_object(self.rank_rng_states, torch.get_rng_state())
+
+
+def averaged_keys(model) -> list[str]:
+    """The state's entries a moving average of the weights averages: the parameters that train and the float
+    buffers of the modules they belong to (BatchNorm's running statistics)."""
+    keys = []
+    for prefix, module in model.named_modules():
+        own = dict(module.named_parameters(recurse=False))
+        if not any(p.requires_grad for p in own.values()):
+            continue
+        dot = f"{prefix}." if prefix else ""
+        keys += [dot + name for name, p in own.items() if p.requires_grad]
+        keys += [dot + name for name, b in module.named_buffers(recurse=False)
+                 if b is not None and b.is_floating_point() and name not in module._non_persistent_buffers_set]
+    return keys
