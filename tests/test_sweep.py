@@ -176,7 +176,7 @@ def test_a_storage_whose_tables_another_machine_is_making_is_opened_again(tmp_pa
     monkeypatch.setattr("makemore.sweep.time.sleep", lambda s: None)
     sweep = Sweep(tmp_path / "base.toml", tmp_path / "space.toml", tmp_path, f"sqlite:///{tmp_path / 'study.db'}",
                   "raced", 2, 1)
-    assert open_study(sweep, {}, [], create=True).study_name == "raced" and len(tries) == 2
+    assert open_study(sweep, {}, [], create=True)[0].study_name == "raced" and len(tries) == 2
 
 
 def test_a_trial_killed_as_it_was_made_is_failed_not_waited_for(tmp_path):

@@ -136,6 +136,7 @@ def shown(url: str) -> str:
 
 
 def open_study(sweep: Sweep, config: dict, params: list[Param], create: bool = False):
+    """The sweep's study and the storage it is in (for a trial's heartbeats)."""
     import warnings
 
     import optuna
@@ -162,7 +163,8 @@ def open_study(sweep: Sweep, config: dict, params: list[Param], create: bool = F
     sampler = optuna.samplers.TPESampler(n_startup_trials=min(10, max(2, sweep.trials // 3)))
     pruner = optuna.pruners.MedianPruner(n_startup_trials=min(5, max(1, sweep.trials // 4)))
     if not create:
-        return optuna.load_study(study_name=sweep.study_name, storage=storage, sampler=sampler, pruner=pruner)
+        return optuna.load_study(study_name=sweep.study_name, storage=storage, sampler=sampler,
+                                 pruner=pruner), storage
     study = optuna.create_study(study_name=sweep.study_name, storage=storage, sampler=sampler, pruner=pruner,
                                 direction="minimize", load_if_exists=True)
     described = {"config": config, "space": [p.__dict__ for p in params]}
@@ -171,7 +173,7 @@ def open_study(sweep: Sweep, config: dict, params: list[Param], create: bool = F
     elif study.user_attrs["sweep"] != json.loads(json.dumps(described)):
         raise UserError(f"study {sweep.study_name!r} in {shown(sweep.storage)} was started with another config or space; "
                         "give another --out or --study")
-    return study
+    return study, storage
 
 
 def counts(study) -> dict:
@@ -189,13 +191,14 @@ def work(sweep: Sweep, worker: int = 0):
     spec = resolve_run(config, sweep.config_path)
     params = read_space(sweep.space_path, spec.model_name)
     corpus = Corpus.load_many(spec.data, condition=spec.condition, ascii=spec.ascii)
-    study = open_study(sweep, config, params)
+    study, storage = open_study(sweep, config, params)
+    study_id = storage.get_study_id_from_name(sweep.study_name)
 
     def objective(trial):
         # a heartbeat before the first value: Optuna's heartbeat thread writes its first a moment after the trial
         # starts, and a trial killed with its values but no heartbeat was waited on for ever by a resumed sweep
         # (fail_stale_trials looks at heartbeats that stopped, fail_unborn at trials with no values)
-        study._storage.record_heartbeat(trial._trial_id)
+        storage.record_heartbeat(storage.get_trial_id_from_study_id_trial_number(study_id, trial.number))
         values = {p.name: p.suggest(trial) for p in params}
         try:  # the trial's values after every table of the base, [cuda.*] included
             training = start(dataclasses.replace(spec.override(trial_values(values)), corpus=corpus),
@@ -291,7 +294,7 @@ def run_sweep(sweep: Sweep, workers: int) -> dict:
         raise UserError(f"{sweep.config_path}: a sweep's base config must name its data")
     params = read_space(sweep.space_path, spec.model_name)
     sweep.folder.mkdir(parents=True, exist_ok=True)
-    study = open_study(sweep, config, params, create=True)
+    study, _ = open_study(sweep, config, params, create=True)
     n = counts(study)
     print(f"sweep {sweep.folder}: {len(params)} parameters, {n['complete'] + n['pruned']} of {sweep.trials} trials done, "
           f"{workers} worker{'s' * (workers > 1)}; storage {shown(sweep.storage)}", flush=True)
