@@ -256,4 +256,4 @@ def serving(run, *flags):
         yield url, proc
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        proc.communicate(timeout=30)  # its pipes read to the end and closed

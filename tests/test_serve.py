@@ -6,6 +6,7 @@ import os
 import socket
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -244,9 +245,9 @@ def children(pid: int) -> list[str]:
     found = []
     for entry in filter(str.isdigit, os.listdir("/proc")):
         try:
-            ppid = int(open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[1])
+            ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
             if ppid == pid:
-                found.append(open(f"/proc/{entry}/cmdline").read().replace("\0", " "))
+                found.append(Path(f"/proc/{entry}/cmdline").read_text().replace("\0", " "))
         except OSError:  # gone meanwhile
             continue
     return found
