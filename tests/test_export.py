@@ -213,11 +213,13 @@ def test_a_damaged_or_foreign_web_export_says_so_in_one_line(tmp_path, word_file
 
 
 def places(folder, rng):
-    """A list with capitals, brackets, a hyphen, digits and a few capitals inside a word."""
+    """A list with capitals, brackets, a hyphen, digits, a few capitals inside a word and a few words with
+    combining marks."""
     parts = ["veen", "dam", "berg", "haag", "rijn", "wijk", "ñor", "dorp"]
     items = {rng.choice(parts).capitalize() + rng.choice(parts) + rng.choice(["", "", " (Noord)", "-Oost", " 2"])
              for _ in range(400)}
     items |= {"McVeen", "McDam", "McBerg", "DeHaag", "DeRijn"}  # a capital inside a word, in few items
+    items |= {"सुमन", "किरण", "सिंह", "प्रिया"}  # vowel signs, a nasal mark on one, a virama
     data = folder / "places.txt"
     data.write_text("\n".join(sorted(items)) + "\n", encoding="utf-8")
     return data, items

@@ -4,12 +4,18 @@ an item has at most, and whether its brackets close. A generated name that break
 keeps ("SitzDroaaf", "El Retiro)") is drawn again (draw.Sampler): the names are then the model's own,
 conditioned on writing as the list writes.
 
-Kinds of character: upper case, lower case, a letter without case (kanji, kana, Arabic, a combining mark), a
-digit, a space, a symbol (an emoji, a trademark sign), and each punctuation mark its own kind (a hyphen, an
-apostrophe, a bracket). The rule is the pairs of kinds side by side, the start and the end of an item counted as
-kinds: pairs, not longer runs, so that a list of a few hundred items has seen nearly every pair its own names
-use (on eight lists of 300 to 3,000 items never used in training, at most 2 of 600 held-out items broke their
-training split's rule). One thing more: a
+Kinds of character: upper case, lower case, a letter without case (kanji, kana, Arabic), a digit, a space, a
+symbol (an emoji, a trademark sign), each punctuation mark its own kind (a hyphen, an apostrophe, a bracket) and
+each combining mark its own kind (a Devanagari vowel sign, a Thai tone mark, an Arabic shadda). The rule is the
+pairs of kinds side by side, the start and the end of an item counted as kinds: pairs, not longer runs, so that
+a list of a few hundred items has seen nearly every pair its own names use (on eight lists of 300 to 3,000 items
+never used in training, at most 2 of 600 held-out items broke their training split's rule). A combining mark
+sits on the letter before it, so a mark at the start, after a space or after a mark that never carries it
+writes what the list cannot: "उशाविा" (two vowel signs on one letter) from 335 Hindi names, "ّاسح" (a shadda on
+nothing) from Arabic ones. Two marks side by side are allowed where the first carries some mark in the list and
+the second sits on some mark there: a Thai vowel sign that takes a tone mark takes any (0 of 100 held-out Thai
+names refused, 2 with the pairs alone), while a mark that never carries one, or never sits on one, stays alone.
+One thing more: a
 capital inside a word (after a lower-case letter, or after a capital) that fewer than RARE of the items have is
 allowed only after the two characters it follows in them: the "Mc" of "McGregor" and the "De" of "DeKalb" let
 "McAllen" be written, not "HulphyeMuiyson"; a list of names like "PayPal" and "YouTube" keeps them free."""
@@ -39,11 +45,18 @@ def kind(ch: str) -> str:
     if ch.isspace():
         return "space"
     category = unicodedata.category(ch)
-    if ch.isalpha() or category.startswith("M"):
+    if category.startswith("M"):  # a combining mark: its own kind, as what it may sit on is its own
+        return ch
+    if ch.isalpha():
         return "letter"
     # a punctuation mark is its own kind (a hyphen, a bracket); symbols (emoji, a trademark sign) are one kind: a
     # list of product names may hold hundreds, and a kind each took 4 s to learn and 160 microseconds a name to check
     return ch if category.startswith("P") else "symbol"
+
+
+def combining(kind_: str) -> bool:
+    """Whether a kind is a combining mark's (the mark itself)."""
+    return len(kind_) == 1 and unicodedata.category(kind_).startswith("M")
 
 
 def pairs_of(word: str) -> set[tuple[str, str]]:
@@ -83,7 +96,9 @@ class Style:
         text = start + (end + start).join(items) + end
         kinds = {ch: kind(ch) for ch in chars} | {start: START, end: END}
         side_by_side = set(zip(text, text[1:])) - {(end, start)}
-        pairs = frozenset((kinds[a], kinds[b]) for a, b in side_by_side)
+        pairs = {(kinds[a], kinds[b]) for a, b in side_by_side}
+        stacked = [(a, b) for a, b in pairs if combining(a) and combining(b)]  # a mark on a mark
+        pairs = frozenset(pairs | {(a, b) for a, _ in stacked for _, b in stacked})
         contexts = {}
         for a, b in pairs & {(a, "upper") for a in CASED}:  # a capital inside a word: if rare, what it follows
             firsts, seconds = map(one_of, zip(*((x, y) for x, y in side_by_side if (kinds[x], kinds[y]) == (a, b))))
@@ -91,7 +106,7 @@ class Style:
             if sum(having.search(w) is not None for w in items) < RARE * len(items):
                 found = set(re.findall(f"(?=(.)({firsts}){seconds})", text, flags=re.DOTALL))
                 contexts[a, b] = frozenset(("" if c0 == start else c0) + c1 for c0, c1 in found)
-        marks = sorted(ch for ch in chars if kinds[ch] == ch)
+        marks = sorted(ch for ch in chars if kinds[ch] == ch and not combining(ch))  # the punctuation marks
         most = {ch: max(map(operator.methodcaller("count", ch), items)) for ch in marks}
         brackets = tuple((o, c) for o, c in BRACKETS.items() if (o in marks or c in marks)
                          and all(closes(w, o, c) for w in items if o in w or c in w))
