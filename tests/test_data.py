@@ -8,6 +8,7 @@ import threading
 import pytest
 import torch
 
+import makemore
 from makemore import data, lists
 from makemore.data import BOUNDARY, Corpus, Vocab, build_windows, lecture_split
 from makemore.errors import UserError
@@ -18,6 +19,15 @@ def test_read_items_strips_trailing_whitespace_and_skips_blank_lines(tmp_path):
     path = tmp_path / "list.txt"
     path.write_bytes("\ufeffanne-marie  \r\n\n  \nst. john\t\nJosé\n.\n a.b \n".encode())
     assert read_items(path) == ["anne-marie", "st. john", "José", ".", " a.b"]
+
+
+def test_read_items_composes_what_was_saved_decomposed(tmp_path):
+    """An item saved as e + a combining accent reads as the one character é, as the rest of the list has it."""
+    path = tmp_path / "list.txt"
+    path.write_text("Jose\u0301\nJosé\nRene\u0301e\n한글\n\u1112\u1161\u11ab\n", encoding="utf-8")
+    items = read_items(path)
+    assert items == ["José", "José", "Renée", "한글", "한"] and items[0] == items[1] and len(items[0]) == 4
+    assert Vocab.from_items(items).chars == sorted(set("JoséRnée한글"))
 
 
 def test_vocab_boundary_is_its_own_index_and_dot_is_ordinary():
@@ -229,3 +239,19 @@ def test_ascii_strips_accents_and_drops_what_has_no_ascii_letter(tmp_path):
     corpus = Corpus.load_many(["spanish-places"], ascii=True)
     assert all(ch.isascii() for ch in corpus.vocab.chars)
     assert "a coruna" in corpus.items and len(corpus.items) == 7399
+
+
+def test_what_is_asked_of_a_run_is_composed_as_its_list_is(tmp_path):
+    """A prefix, a shape and a word to score typed decomposed (e + a combining accent) are the list's é."""
+    path = tmp_path / "list.txt"
+    path.write_text("".join(f"{w}\n" for w in ["José", "Joséphine", "Renée", "René", "Héloïse", "Noé", "Zoé", "Léa"] * 3),
+                    encoding="utf-8")
+    run = makemore.train(path, model="bigram", steps=30, out=tmp_path / "run", verbose=False, device="cpu")
+    assert "\u0301" not in run.vocab.chars
+    decomposed = "Jose\u0301"
+    names = run.generate(5, prefix=decomposed, ends_with="e\u0301", seed=0, list_style=False)
+    assert names and all(n.startswith("José") and n.endswith("é") for n in names)
+    assert run.score([decomposed])[0].logprob == run.score(["José"])[0].logprob
+    assert run.next_char_probs(decomposed) == run.next_char_probs("José")
+    asked = dict(prefix="Jos", min_len=4, max_len=4, seed=1, list_style=False)
+    assert "José" in run.generate(50, **asked) and "José" not in run.generate(50, **asked, exclude=[decomposed])

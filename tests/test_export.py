@@ -247,6 +247,8 @@ def test_the_web_page_keeps_the_lists_style_as_makemore_does(tmp_path, browser):
     page = web_page(browser, run.export(tmp_path / "web", format="web"))
     got = page.evaluate("(words) => words.map((w) => model.fits(w))", words)
     assert got == [style.fits(w) for w in words] and any(got) and not all(got)
+    encoded = page.evaluate("(words) => words.map((w) => model.encode(w))", ["Veen\u0303or", "Veeñor"])
+    assert encoded[0] == encoded[1] == run.vocab.encode("Veeñor")  # composed, as makemore reads the list
     for list_style in (True, False):
         names = page.evaluate("(o) => model.generate(50, o, Math.random, 60).names.map((x) => x.name)",
                               {"max_len": 30, "min_len": 1, "list_style": list_style})

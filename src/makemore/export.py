@@ -48,8 +48,9 @@ Made by `makemore export` from the run `{run}` ({model}; val {val}).
 ## Files
 
 {step_file}
-- `makemore.json`: `vocab` (the characters by index; index {boundary}, written "", is the boundary token, which
-  starts and ends every name), the state's shape, the sampling defaults (`max_len`, `temperature`, and `style`: how
+- `makemore.json`: `vocab` (the characters by index, in Unicode's composed form, NFC, as makemore read the list:
+  compose a prefix so too; index {boundary}, written "", is the boundary token, which starts and ends every
+  name), the state's shape, the sampling defaults (`max_len`, `temperature`, and `style`: how
   the list writes its items, below), and for the default recipe's model (and an n-gram alone) the n-gram's `share`.
 {ngram_files}
 ## Generating a name

@@ -20,9 +20,19 @@ MAX_ITEM = 1_000  # characters an item may have: a name, a title, a place; every
 MAX_FILE = 256 * 2**20  # bytes a list's file may have (english-words' 234,450 words are 2.5 MB)
 
 
+def composed(text: str | None) -> str | None:
+    """text in Unicode's composed form (NFC), as read_items gives a list's items: what is asked of a model (a
+    prefix, a word to score) is then written as its vocabulary writes it."""
+    if text is None or unicodedata.is_normalized("NFC", text):
+        return text
+    return unicodedata.normalize("NFC", text)
+
+
 def read_items(path: str | os.PathLike) -> list[str]:
-    """One item per line of a UTF-8 file; trailing whitespace stripped, blank lines skipped. A file over MAX_FILE
-    bytes, or an item over MAX_ITEM characters, is a one-line error naming it."""
+    """One item per line of a UTF-8 file; trailing whitespace stripped, blank lines skipped, each item in Unicode's
+    composed form (NFC: an "é" typed as e and an accent, as some systems save text, is the one character "é" of
+    the rest of the list, so it is one character to the model and a copy of "José" is a copy). A file over
+    MAX_FILE bytes, or an item over MAX_ITEM characters, is a one-line error naming it."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: no such file")
@@ -50,7 +60,7 @@ def read_items(path: str | os.PathLike) -> list[str]:
         raise UserError(f"{path}:{line_of(nul)}: binary data (a NUL byte); expected UTF-8 text, one item per line")
     if bad >= 0:
         raise UserError(f"{path}:{line_of(bad)}: not valid UTF-8; save the file as UTF-8 text")
-    lines = text.split("\n")
+    lines = composed(text).split("\n")
     items = [line for line in map(str.rstrip, lines) if line]
     if not items:
         raise UserError(f"{path}: is empty; expected one item per line")

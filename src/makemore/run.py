@@ -15,7 +15,7 @@ from makemore.distance import NearIndex
 from makemore.draw import SECONDS, Drawn, Sampler, default_max_len, draw
 from makemore.errors import ConfigError, UserError
 from makemore.export import export_onnx, export_web
-from makemore.lists import read_items
+from makemore.lists import composed, read_items
 from makemore.runfolder import CHECKPOINT, SUMMARY
 from makemore.sample import SAMPLING, Options
 from makemore.score import Score, next_char_probs, score
@@ -85,6 +85,7 @@ class Run:
             generator.manual_seed(SAMPLING["seed"].check("seed", seed))
         if isinstance(exclude, (str, Path)):  # a file of names, one per line
             exclude = read_items(exclude)
+        exclude = [composed(w) if isinstance(w, str) else w for w in exclude]  # as the list's items are
         far = None
         if min_distance > 1:  # at least min_distance edits from the list and from the excluded names
             near = [self.near_index(index, min_distance - 1), NearIndex(exclude, min_distance - 1)]

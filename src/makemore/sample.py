@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from makemore.data import BOUNDARY, Vocab
 from makemore.errors import ConfigError
 from makemore.fields import Field
+from makemore.lists import composed
 from makemore.models import device_of
 from makemore.models.base import evaluating
 from makemore.pattern import Automaton, Shapes, shape_of
@@ -76,6 +77,8 @@ class Options:
                 SAMPLING[name].check(name, getattr(self, name))
         for text in self.contains:
             SAMPLING["contains"].check("contains", text)
+        self = dataclasses.replace(self, prefix=composed(self.prefix), pattern=composed(self.pattern),  # as lists are
+                                   ends_with=composed(self.ends_with), contains=tuple(map(composed, self.contains)))
         if len(self.prefix) > MAX_LEN:
             raise ConfigError("prefix", f"{len(self.prefix):,} characters; at most {MAX_LEN:,}")
         unknown = vocab.unknown(self.prefix)

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from makemore.data import BOUNDARY, IGNORE, Vocab, build_sequences, build_windows
 from makemore.errors import ConfigError
+from makemore.lists import composed
 from makemore.models import device_of
 from makemore.models.base import evaluating
 from makemore.sample import Options, make_step
@@ -18,7 +19,7 @@ from makemore.sample import Options, make_step
 @torch.no_grad()
 def next_char_probs(model, vocab: Vocab, prefix: str = "", *, cls: int | None = None) -> list[float]:
     """The model's distribution of the character after prefix (index = token; 0 is the end), temperature 1."""
-    Options(prefix=prefix).check(vocab)
+    prefix = Options(prefix=prefix).check(vocab).prefix  # composed, as the list's items are
     device = device_of(model)
     with evaluating(model):
         step = make_step(model, 1, None if cls is None else torch.tensor([cls], device=device))
@@ -41,8 +42,8 @@ class Score:
 @torch.no_grad()
 def score(model, vocab: Vocab, words, cls: int | None = None) -> list[Score]:
     """Each word's Score, from one forward pass over the words (whole words for sequence models, windows for
-    window models)."""
-    words = list(words)
+    window models). Each word in Unicode's composed form, as the list's items are."""
+    words = [composed(w) if isinstance(w, str) else w for w in words]
     for w in words:
         unknown = vocab.unknown(w)
         if unknown:

@@ -155,7 +155,7 @@ class Model {
 
   encode(word) {
     const tokens = [];
-    for (const ch of word) {
+    for (const ch of word.normalize("NFC")) { // composed, as makemore reads the list
       if (!this.stoi.has(ch)) throw new Error(`character ${JSON.stringify(ch)} of ${JSON.stringify(word)} is not in the model's vocabulary`);
       tokens.push(this.stoi.get(ch));
     }
