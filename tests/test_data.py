@@ -14,6 +14,8 @@ from makemore.data import BOUNDARY, Corpus, Vocab, build_windows, lecture_split
 from makemore.errors import UserError
 from makemore.lists import read_items
 
+from conftest import assert_one_line_error, cli
+
 
 def test_read_items_strips_trailing_whitespace_and_skips_blank_lines(tmp_path):
     path = tmp_path / "list.txt"
@@ -97,6 +99,19 @@ def test_missing_path(tmp_path):
 def test_directory(tmp_path):
     with pytest.raises(UserError, match="is a directory"):
         read_items(tmp_path)
+
+
+def test_an_item_far_longer_than_the_rest_is_named_before_it_is_padded_to(tmp_path):
+    """Every item is padded to the longest: 120,000 words and one line of 1,000 characters would take 1.9 GB.
+    A one-line error names that line, in the command line (exit 2) and in the library."""
+    path = tmp_path / "pasted.txt"
+    words = [f"w{i}" for i in range(120_000)]
+    path.write_text("\n".join(words[:6] + ["", "a" * 1000] + words[6:]) + "\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"pasted\.txt:8: an item of 1,000 characters among 120,001 items"):
+        Corpus.load(str(path))
+    assert_one_line_error(cli("train", path), "pasted.txt:8: an item of 1,000 characters", "padded to the longest")
+    path.write_text("\n".join(words[:60_000] + ["a" * 1000]) + "\n", encoding="utf-8")  # 60,001 x 1,001: taken
+    assert Corpus.load(str(path)).longest == 1000
 
 
 @pytest.mark.parametrize("content", [b"", b"\n \n\t\n"], ids=["zero-bytes", "blank-lines"])

@@ -89,6 +89,8 @@ def test_a_queued_run_cancelled_can_be_started_again(held):
     (b"\n\n", {}, 422, ["list: list.txt: is empty"]),
     (LIST, {"preset": "quick"}, 422, ["preset: unknown preset 'quick'", "fast"]),
     (b"a" * (ws.MAX_UPLOAD + 1), {}, 413, ["body: the request body is over 8,388,608 bytes"]),
+    ("".join(f"w{i}\n" for i in range(120_000)).encode() + b"x" * 1000 + b"\n", {}, 422,
+     ["list: list.txt:120001: an item of 1,000 characters among 120,001 items", "padded to the longest"]),
 ])
 def test_a_bad_upload_is_refused_with_what_is_wrong(held, data, query, status, fragments):
     client, folder = held

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from makemore.errors import ConfigError, UserError
-from makemore.lists import read_source, to_ascii
+from makemore.lists import MAX_PADDED, line_of, read_source, to_ascii
 
 BOUNDARY = 0  # the start/end token; every character of the data gets an index >= 1
 IGNORE = -1  # the target at padding positions of a sequence: no loss there (cross_entropy's ignore_index)
@@ -205,6 +205,7 @@ class Corpus:
         if ascii:
             lists = [to_ascii(lst) for lst in lists]
         items = [item for lst in lists for item in lst]
+        check_padded(specs, lists)
         source = " + ".join(map(str, specs)) + (" (ascii)" if ascii else "")
         corpus = cls(source=source, items=items, vocab=Vocab.from_items(items))
         if condition == "file":
@@ -260,6 +261,22 @@ class Corpus:
             return lecture_split(self.items, source=self.source)
         pairs = lecture_split(list(zip(self.items, self.labels)), source=self.source)
         return tuple(([w for w, _ in part], [c for _, c in part]) for part in pairs)
+
+
+def check_padded(specs, lists):
+    """A one-line error where padding every item to the longest would take more than MAX_PADDED positions: a
+    few lines far longer than the rest (a paragraph pasted into a list of names) would cost each item their
+    length. Names the longest item's line."""
+    n, longest = sum(map(len, lists)), max(len(w) for lst in lists for w in lst)
+    if n * (longest + 1) <= MAX_PADDED:
+        return
+    spec, item = max(((spec, max(lst, key=len)) for spec, lst in zip(specs, lists)), key=lambda x: len(x[1]))
+    line = line_of(spec, item) if Path(str(spec)).exists() else None
+    typical = sorted(len(w) for lst in lists for w in lst)[n // 2]
+    where = f"{spec}:{line}" if line else f"{spec}"
+    raise UserError(f"{where}: an item of {longest:,} characters among {n:,} items of {typical} or so: every item is "
+                    f"padded to the longest, {n * (longest + 1) * 16 / 1e9:.1f} GB; at most {MAX_PADDED * 16 / 1e9:.1f} "
+                    f"GB (shorten the longest items, or use fewer items)")
 
 
 def class_name(spec) -> str:

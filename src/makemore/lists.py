@@ -18,6 +18,8 @@ from makemore.errors import UserError
 
 MAX_ITEM = 1_000  # characters an item may have: a name, a title, a place; every tensor of a list is bounded by it
 MAX_FILE = 256 * 2**20  # bytes a list's file may have (english-words' 234,450 words are 2.5 MB)
+MAX_PADDED = 100_000_000  # items x (the longest + 1): a sequence model's splits are padded to the longest item, 16
+# bytes a position (inputs and targets), so 1.6 GB; world-places whole (234,908 items, the longest 79) is 18.8M
 
 
 def composed(text: str | None) -> str | None:
@@ -175,6 +177,15 @@ def fetch(name: str) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def line_of(path, item: str) -> int | None:
+    """The line of path that reads as item (read_items' first), for an error that names it."""
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            return next((i for i, line in enumerate(f, 1) if composed(line.rstrip()) == item), None)
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def read_source(spec: str) -> list[str]:

@@ -22,7 +22,7 @@ import threading
 from pathlib import Path
 
 from makemore.config import presets
-from makemore.data import lecture_split
+from makemore.data import check_padded, lecture_split
 from makemore.errors import ConfigError, UserError
 from makemore.files import write_json
 from makemore.lists import read_items
@@ -110,6 +110,7 @@ class Workspace:
             try:
                 items = read_items(tmp)
                 lecture_split(items, source=tmp)  # too few items for train, val and test: said now, not later
+                check_padded([tmp], [items])  # an item far longer than the rest: said now too
             except UserError as e:  # the message names the temporary file: name the upload instead
                 raise ConfigError("list", str(e).replace(tmp, f"{run}.txt")) from None
             if len(items) > MAX_ITEMS:
