@@ -213,13 +213,14 @@ def test_a_damaged_or_foreign_web_export_says_so_in_one_line(tmp_path, word_file
 
 
 def places(folder, rng):
-    """A list with capitals, brackets, a hyphen, digits, a few capitals inside a word and a few words with
-    combining marks."""
+    """A list with capitals, brackets, a hyphen, digits, a few capitals inside a word, a few words with
+    combining marks and a letter that ends a word."""
     parts = ["veen", "dam", "berg", "haag", "rijn", "wijk", "ñor", "dorp"]
     items = {rng.choice(parts).capitalize() + rng.choice(parts) + rng.choice(["", "", " (Noord)", "-Oost", " 2"])
              for _ in range(400)}
     items |= {"McVeen", "McDam", "McBerg", "DeHaag", "DeRijn"}  # a capital inside a word, in few items
     items |= {"सुमन", "किरण", "सिंह", "प्रिया"}  # vowel signs, a nasal mark on one, a virama
+    items |= {f"א{c}ם" for c in "בגדהוזחטיכלמנסעפצקרשת"}  # a letter that ends every word it is in (21 uses)
     data = folder / "places.txt"
     data.write_text("\n".join(sorted(items)) + "\n", encoding="utf-8")
     return data, items
@@ -241,6 +242,7 @@ def test_the_web_page_keeps_the_lists_style_as_makemore_does(tmp_path, browser):
     style = run.style(None)
     chars = sorted(style.chars)
     assert style.contexts == {("lower", "upper"): frozenset({"Mc", "De"})}  # a capital inside a word: after these
+    assert style.finals == {"ם", "t"}  # t: only in "-Oost"
     words = [rng.choice(sorted(items))] + ["".join(rng.choice(chars) for _ in range(rng.randint(1, 9)))
                                            for _ in range(2000)]
     words += [rng.choice(["Mc", "De", "Me", "a"]) + rng.choice(sorted(items)) for _ in range(200)]

@@ -12,7 +12,7 @@ import makemore
 from makemore.draw import Sampler
 from makemore.errors import ConfigError
 from makemore.sample import Job, Options, generate_jobs
-from makemore.style import BRACKETS, CASED, RARE, Style, closes, combining, kind, pairs_of
+from makemore.style import BRACKETS, CASED, FINAL_USES, RARE, WORDY, Style, closes, combining, kind, pairs_of
 
 from conftest import assert_one_line_error, cli
 
@@ -28,6 +28,8 @@ CAMEL = ["PayPal", "YouTube", "LinkedIn", "WordPress", "DropBox", "FaceTime", "S
 KANJI = ["東京", "大阪", "さいたま", "横浜"]
 HINDI = ["सुमन", "किरण", "प्रिया", "अंजलि", "राजेश", "दीपिका", "सूरज", "गोपाल", "सिंह"]
 THAI = ["กิ้ง", "มั่น", "สุข", "วันดี", "สมพร"]
+HEBREW = ["אברהם", "מרים", "אהרן", "שמעון", "בנימין", "מנחם", "נחום", "חיים", "רחל", "לאה", "יעקב", "משה"] * 7
+GREEK = ["Νικόλαος", "Γεώργιος", "Κώστας", "Σταύρος", "Μαρία", "Ελένη", "Ιωάννης", "Δημήτρης", "Σοφία"] * 4
 
 
 @pytest.mark.parametrize("items", [PLACES, MEXICAN, RUSSIAN, KANJI, US, HINDI, THAI])
@@ -58,6 +60,19 @@ def test_a_style_refuses_what_no_item_writes(places_run):
     assert emoji.fits("gh😎") and not emoji.fits("gh") and not emoji.fits("😎gh")
     with pytest.raises(ConfigError, match="list_style: expected true or false"):
         makemore.load(places_run).generate(5, list_style="no")
+
+
+def test_a_letter_that_ends_every_word_it_is_in_ends_a_word():
+    """A letter used FINAL_USES times or more and never before a letter (Hebrew's final forms, Greek's ς) is not
+    put before a letter; a letter used less is free, as is one the list puts before a letter once."""
+    hebrew, greek = Style.of(HEBREW), Style.of(GREEK)
+    assert hebrew.finals == {"ם", "ן"} and greek.finals == {"ς"}
+    assert hebrew.fits("אברם") and hebrew.fits("נחמן") and not hebrew.fits("מםרה") and not hebrew.fits("ןאה")
+    assert greek.fits("Νικόλας") and not greek.fits("Κώσςτας") and greek.fits("Σίσυφος")
+    assert Style.of(HEBREW[:12]) is None  # 12 items: ם used 6 times, too few to tell, and nothing else to refuse
+    assert Style.of(GREEK + ["Άςα"]).finals == frozenset()  # once before a letter: not a final letter
+    assert Style.of(["anna", "bob", "max"] * 30).finals == {"x"} and not Style.of(["max"] * 30).fits("maxim")
+    assert Style.of(["anna", "bob", "max", "maxim"] * 30) is None  # lower-case words: nothing to refuse
 
 
 def test_a_combining_mark_sits_where_the_lists_marks_sit():
@@ -142,6 +157,9 @@ def reference(items):
     stacked = [(a, b) for a, b in pairs if combining(a) and combining(b)]
     pairs |= {(a, b) for a, _ in stacked for _, b in stacked}
     marks = {ch for w in items for ch in w if kind(ch) == ch and not combining(ch)}
+    uses = collections.Counter("".join(items))
+    finals = {ch for ch in uses if kind(ch) in WORDY and uses[ch] >= FINAL_USES
+              and not any(a == ch and kind(b) in WORDY for w in items for a, b in zip(w, w[1:]))}
     closed = [(o, c) for o, c in BRACKETS.items() if (o in marks or c in marks) and all(closes(w, o, c) for w in items)]
 
     def fits(word):
@@ -149,12 +167,13 @@ def reference(items):
             return True
         changes = ((word[max(0, j - 2):j], (kind(word[j - 1]), kind(word[j]))) for j in range(1, len(word)))
         return (pairs_of(word) <= pairs and all(pair not in rare or before in rare[pair] for before, pair in changes)
+                and not any(a in finals and kind(b) in WORDY for a, b in zip(word, word[1:]))
                 and all(word.count(m) <= max(w.count(m) for w in items) for m in marks)
                 and all(closes(word, o, c) for o, c in closed))
     return fits
 
 
-@pytest.mark.parametrize("items", [PLACES, MEXICAN, RUSSIAN, US, CAMEL, HINDI + THAI])
+@pytest.mark.parametrize("items", [PLACES, MEXICAN, RUSSIAN, US, CAMEL, HINDI + THAI, HEBREW + GREEK])
 def test_the_style_refuses_exactly_what_the_slow_way_refuses(items):
     rng = random.Random(0)
     style, slow, chars = Style.of(items), reference(items), sorted(set("".join(items)))

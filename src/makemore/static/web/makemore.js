@@ -5,6 +5,7 @@
 "use strict";
 
 const FORMAT = "makemore-web/1";
+const LETTERS = new Set(["upper", "lower", "letter"]); // style.py's WORDY: the kinds of a letter
 
 function floats(base64) {
   const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
@@ -51,6 +52,7 @@ class Model {
     this.style = style ? {
       ...style, pairs: new Set(style.pairs.map(([a, b]) => `${a}\u0000${b}`)),
       contexts: new Map(style.contexts.map(([a, b, after]) => [`${a}\u0000${b}`, new Set(after)])),
+      finals: new Set(style.finals || []),
     } : null;
     this.share = m.share || 0;
     this.ngram = m.ngram ? this.tables(m.ngram) : null;
@@ -206,8 +208,8 @@ class Model {
 
   // Whether a name is written as the list writes its items, as makemore's style.py decides: every pair of kinds of
   // character side by side (the start and the end among them) is one the list has, a capital inside a word that few
-  // items have follows what it follows in them, no mark is there more often than in any item, and brackets that
-  // every item closes are closed.
+  // items have follows what it follows in them, no letter that ends every word it is in is before a letter, no mark
+  // is there more often than in any item, and brackets that every item closes are closed.
   fits(name) {
     const s = this.style;
     if (!s || name === "") return true;
@@ -216,6 +218,7 @@ class Model {
       const pair = `${kinds[i - 1]}\u0000${kinds[i]}`, after = s.contexts.get(pair);
       if (!s.pairs.has(pair)) return false;
       if (after && !after.has(chars.slice(Math.max(0, i - 3), i - 1).join(""))) return false; // chars[i - 2] and the one before
+      if (s.finals.has(chars[i - 2]) && LETTERS.has(kinds[i])) return false; // a letter that ends a word, before a letter
     }
     for (const [mark, most] of Object.entries(s.most)) if (chars.filter((ch) => ch === mark).length > most) return false;
     for (const [open, close] of s.brackets) {
