@@ -270,3 +270,20 @@ def test_what_is_asked_of_a_run_is_composed_as_its_list_is(tmp_path):
     assert run.next_char_probs(decomposed) == run.next_char_probs("José")
     asked = dict(prefix="Jos", min_len=4, max_len=4, seed=1, list_style=False)
     assert "José" in run.generate(50, **asked) and "José" not in run.generate(50, **asked, exclude=[decomposed])
+
+
+def test_a_list_that_reads_as_a_table_is_noted(tmp_path):
+    """Every line with as many separators and a field of numbers (a header allowed): the training says that it
+    learns whole lines and how to keep one field. Commas inside items, in varying numbers, are items."""
+    from makemore.data import table_note
+
+    counts = ["name,sex,count"] + [f"{w},F,{1000 + i}" for i, w in enumerate(["Olivia", "Emma", "Ava"] * 5)]
+    assert "has 2 commas and field 3 is a number" in table_note("yob.txt", counts)
+    assert "cut -f1" in table_note("t.tsv", [f"{w}\t{i}" for i, w in enumerate(["Ann", "Bob"] * 5)])
+    assert table_note("places.txt", ["Adams, Brooks and Blevins", "Adams Group", "Abbott-Guzman"]) is None
+    assert table_note("places.txt", ["Los Reyes, Acaquilpan", "San Juan, Norte"]) is None  # no field of numbers
+    assert table_note("names.txt", ["anna", "bob"]) is None
+    path = tmp_path / "yob.txt"
+    path.write_text("\n".join(counts) + "\n", encoding="utf-8")
+    out = cli("train", path, "--model", "bigram", "--out", tmp_path / "run")
+    assert out.returncode == 0 and "note: every line of" in out.stdout + out.stderr

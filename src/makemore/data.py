@@ -208,6 +208,7 @@ class Corpus:
         check_padded(specs, lists)
         source = " + ".join(map(str, specs)) + (" (ascii)" if ascii else "")
         corpus = cls(source=source, items=items, vocab=Vocab.from_items(items))
+        corpus.notes = [note for spec, lst in zip(specs, lists) if (note := table_note(spec, lst))]
         if condition == "file":
             corpus.classes = [class_name(spec) for spec in specs]
             if len(set(corpus.classes)) != len(corpus.classes):
@@ -261,6 +262,27 @@ class Corpus:
             return lecture_split(self.items, source=self.source)
         pairs = lecture_split(list(zip(self.items, self.labels)), source=self.source)
         return tuple(([w for w, _ in part], [c for _, c in part]) for part in pairs)
+
+
+SEPARATORS = {",": ("comma", "-d, "), "\t": ("tab", ""), ";": ("semicolon", "-d';' "), "|": ("bar", "-d'|' ")}
+
+
+def table_note(spec, items) -> str | None:
+    """A note where a list reads as a table: every item has as many separators (commas, tabs...), at least one,
+    and one of its fields is a number in nine items of ten (a header allowed), as a file of baby names with their
+    counts ("Olivia,F,17535"). makemore learns whole lines, the numbers too; the note says so and how to keep a
+    field."""
+    for sep, (name, flag) in SEPARATORS.items():
+        k = items[0].count(sep)
+        if not k or any(w.count(sep) != k for w in items):
+            continue
+        fields = [w.split(sep) for w in items]
+        for j in range(k + 1):
+            if sum(f[j].strip().replace(".", "", 1).isdigit() for f in fields) >= 0.9 * len(items):
+                return (f"note: every line of {spec} has {k} {name}{'s' * (k > 1)} and field {j + 1} is a number "
+                        f"({items[-1]!r}): makemore learns whole lines, numbers too; to learn one field, keep it alone "
+                        f"(cut {flag}-f1 {spec} > names.txt)")
+    return None
 
 
 def check_padded(specs, lists):
