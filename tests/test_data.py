@@ -254,6 +254,9 @@ def test_ascii_strips_accents_and_drops_what_has_no_ascii_letter(tmp_path):
     corpus = Corpus.load_many(["spanish-places"], ascii=True)
     assert all(ch.isascii() for ch in corpus.vocab.chars)
     assert "a coruna" in corpus.items and len(corpus.items) == 7399
+    kanji = tmp_path / "kanji.txt"  # nothing left: the split says so, nothing before it fails on an empty list
+    kanji.write_text("東京\n大阪\n横浜\n名古屋\n札幌\n神戸\n京都\n", encoding="utf-8")
+    assert_one_line_error(cli("train", kanji, "--ascii"), "kanji.txt (ascii): has 0 items")
 
 
 def test_what_is_asked_of_a_run_is_composed_as_its_list_is(tmp_path):

@@ -273,7 +273,7 @@ def table_note(spec, items) -> str | None:
     counts ("Olivia,F,17535"). makemore learns whole lines, the numbers too; the note says so and how to keep a
     field."""
     for sep, (name, flag) in SEPARATORS.items():
-        k = items[0].count(sep)
+        k = items[0].count(sep) if items else 0
         if not k or any(w.count(sep) != k for w in items):
             continue
         fields = [w.split(sep) for w in items]
@@ -289,7 +289,7 @@ def check_padded(specs, lists):
     """A one-line error where padding every item to the longest would take more than MAX_PADDED positions: a
     few lines far longer than the rest (a paragraph pasted into a list of names) would cost each item their
     length. Names the longest item's line."""
-    n, longest = sum(map(len, lists)), max(len(w) for lst in lists for w in lst)
+    n, longest = sum(map(len, lists)), max((len(w) for lst in lists for w in lst), default=0)
     if n * (longest + 1) <= MAX_PADDED:
         return
     spec, item = max(((spec, max(lst, key=len)) for spec, lst in zip(specs, lists)), key=lambda x: len(x[1]))
