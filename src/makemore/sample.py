@@ -72,25 +72,22 @@ class Options:
         return bool(self.pattern or self.ends_with or self.contains)
 
     def check(self, vocab: Vocab) -> Options:
-        for name in ("temperature", "top_k", "top_p", "prefix", "min_len", "max_len", "pattern", "ends_with"):
-            if getattr(self, name) is not None:
-                SAMPLING[name].check(name, getattr(self, name))
-        for text in self.contains:
-            SAMPLING["contains"].check("contains", text)
-        self = dataclasses.replace(self, prefix=composed(self.prefix), pattern=composed(self.pattern),  # as lists are
-                                   ends_with=composed(self.ends_with), contains=tuple(map(composed, self.contains)))
-        if len(self.prefix) > MAX_LEN:
-            raise ConfigError("prefix", f"{len(self.prefix):,} characters; at most {MAX_LEN:,}")
-        unknown = vocab.unknown(self.prefix)
-        if unknown:
-            raise ConfigError("prefix", f"character {unknown[0]!r} is not in the model's vocabulary")
-        if self.max_len is not None and self.max_len < max(self.min_len, len(self.prefix)):
+        names = ("temperature", "top_k", "top_p", "prefix", "min_len", "max_len", "pattern", "ends_with")
+        for name, value in [(name, getattr(self, name)) for name in names] + [("contains", t) for t in self.contains]:
+            if value is not None:
+                SAMPLING[name].check(name, value)
+        checked = dataclasses.replace(  # the texts composed, as a list's items are read (lists.composed)
+            self, prefix=composed(self.prefix), pattern=composed(self.pattern), ends_with=composed(self.ends_with),
+            contains=tuple(map(composed, self.contains)), top_k=None if self.top_k is None else min(self.top_k, vocab.size))
+        if len(prefix := checked.prefix) > MAX_LEN:
+            raise ConfigError("prefix", f"{len(prefix):,} characters; at most {MAX_LEN:,}")
+        if vocab.unknown(prefix):
+            raise ConfigError("prefix", f"character {vocab.unknown(prefix)[0]!r} is not in the model's vocabulary")
+        if self.max_len is not None and self.max_len < max(self.min_len, len(prefix)):
             raise ConfigError("max_len", f"{self.max_len} is below {{min_len}} ({self.min_len}) or the prefix's "
-                                         f"length ({len(self.prefix)})", mentions=("min_len",))
-        checked = dataclasses.replace(self, top_k=None if self.top_k is None else min(self.top_k, vocab.size))
-        if self.shaped and self.automaton is None:  # more than the vocabulary is all of it, above
-            checked = dataclasses.replace(checked, automaton=shape_of(vocab, self.pattern, self.ends_with,
-                                                                      tuple(self.contains)))
+                                         f"length ({len(prefix)})", mentions=("min_len",))
+        if (c := checked).shaped and c.automaton is None:  # more than the vocabulary is all of it, above
+            checked = dataclasses.replace(c, automaton=shape_of(vocab, c.pattern, c.ends_with, c.contains))
         return checked
 
 

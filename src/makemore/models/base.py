@@ -68,6 +68,9 @@ def target_logprobs(model, idx, targets):
     return F.log_softmax(model(idx)[0].double(), dim=-1)[kept].gather(1, targets[kept][:, None])[:, 0]
 
 
+EVAL_POSITIONS = 1024 * 64  # positions an evaluation batch of whole sequences computes at most
+
+
 def eval_batches(data, batch_size: int = 1024):
     """A split's batches for evaluation: yields (rows, the batch). Windows (X (N, T), Y (N,)) come in order.
     Whole sequences (X, Y, *rest: (N, T), (N, T), (N,)...) come with their rows sorted by length and each batch
@@ -79,11 +82,17 @@ def eval_batches(data, batch_size: int = 1024):
         for i in range(0, len(Y), batch_size):
             yield slice(i, i + batch_size), [t[i : i + batch_size] for t in data]
         return
-    ends = ((Y != IGNORE) * torch.arange(1, Y.shape[1] + 1, device=Y.device)).amax(1)  # (N,): after the last target
+    ends = (Y != IGNORE).sum(1)  # (N,): after the last target (a row's targets are its first positions)
     order = torch.argsort(ends, stable=True)
-    for i in range(0, len(order), batch_size):
-        rows = order[i : i + batch_size]
-        end = int(ends[rows[-1]])
+    sorted_ends, i = ends[order].tolist(), 0
+    while i < len(order):
+        # batch_size rows, or fewer where they are long: at most EVAL_POSITIONS positions, so that a few items far
+        # longer than the rest cost their own rows (a network's activations: rows x length x width each)
+        count = min(batch_size, len(order) - i)
+        while count > 1 and count * sorted_ends[i + count - 1] > EVAL_POSITIONS:
+            count = max(1, min(count // 2, EVAL_POSITIONS // sorted_ends[i + count - 1]))
+        rows, end = order[i : i + count], sorted_ends[i + count - 1]
+        i += count
         if end:  # rows without a target have nothing to evaluate
             yield rows, [t[rows, :end] if t.ndim == 2 else t[rows] for t in data]
 
@@ -92,12 +101,14 @@ def eval_batches(data, batch_size: int = 1024):
 def target_probs(model, data, batch_size: int = 1024) -> torch.Tensor:
     """The probability the model gives each target of data (X, Y: whole sequences), in order: (targets,)."""
     X, Y = data[:2]
-    probs = torch.zeros(Y.shape, dtype=torch.float64, device=Y.device)
+    counts = (Y != IGNORE).sum(1)  # (N,): a row's targets are its first positions, in order
+    starts = counts.cumsum(0) - counts  # where each row's targets start among all of them
+    probs = torch.zeros(int(counts.sum()), dtype=torch.float64, device=Y.device)
     for rows, (x, y, *_) in eval_batches((X, Y), batch_size):
-        batch = torch.zeros(y.shape, dtype=torch.float64, device=y.device)
-        batch[y != IGNORE] = target_logprobs(model, x, y).exp()
-        probs[rows, : y.shape[1]] = batch
-    return probs[Y != IGNORE]
+        kept = y != IGNORE
+        at = starts[rows, None] + torch.arange(y.shape[1], device=y.device)  # (rows, end): each position's place
+        probs[at[kept]] = target_logprobs(model, x, y).exp()
+    return probs
 
 
 def position_windows(idx, size: int):

@@ -104,9 +104,14 @@ class Interpolated(Mixture):
     @torch.no_grad()
     def fit(self, X, Y):
         """Count the n-gram from the training split's whole sequences X, Y (N, T)."""
-        windows = position_windows(X, self.config.ngram_context)  # (N, T, context)
-        targets = Y != IGNORE
-        self.members[-1].fit(windows[targets], Y[targets])
+        contexts, nexts = [], []
+        for rows in torch.arange(len(X)).split(4096):  # in parts: the windows of every row at once, padded, cost
+            # a copy of X as large as the list's padding
+            x, y = X[rows], Y[rows]
+            targets = y != IGNORE
+            contexts.append(position_windows(x, self.config.ngram_context)[targets])  # (targets, context)
+            nexts.append(y[targets])
+        self.members[-1].fit(torch.cat(contexts), torch.cat(nexts))
 
     def forward(self, idx, targets=None, cls=None):
         if not self.training:
