@@ -7,6 +7,7 @@ from makemore import checkpoint, models
 from makemore.config import TrainConfig
 from makemore.data import IGNORE, build_sequences, build_windows, examples
 from makemore.errors import ConfigError
+from makemore.models import base
 from makemore.models.base import dropout, target_logprobs, target_probs
 from makemore.run import load_run
 from makemore.train import evaluate
@@ -104,6 +105,19 @@ def test_evaluation_in_batches_of_like_lengths_equals_one_padded_batch(name):
     assert evaluate(model, data, batch_size=7) == pytest.approx(evaluate(model, data, batch_size=len(data[0])), rel=1e-6)
     if not model.windowed:
         assert evaluate(model, (X, Y), batch_size=7) == pytest.approx(-whole.log().mean().item(), rel=1e-6)
+
+
+def test_an_evaluation_batch_computes_at_most_its_positions(monkeypatch):
+    """A batch of whole sequences has at most EVAL_POSITIONS positions (a row longer than that alone): the rows of
+    a few long items do not pad a thousand others. The probabilities are those of batches of rows alone."""
+    model = trained("gru")
+    X, Y = build_sequences(ITEMS + ["a" * 40], VOCAB)
+    unbounded = target_probs(model, (X, Y))
+    monkeypatch.setattr(base, "EVAL_POSITIONS", 30)
+    batches = [(len(rows), y.shape[1]) for rows, (_, y) in base.eval_batches((X, Y))]
+    assert all(n * end <= 30 or n == 1 for n, end in batches) and sum(n for n, _ in batches) == len(X)
+    assert (1, 41) in batches  # the long item alone
+    torch.testing.assert_close(target_probs(model, (X, Y)), unbounded, rtol=1e-6, atol=0)
 
 
 @pytest.mark.parametrize("name", TINY)
