@@ -12,7 +12,7 @@ import makemore
 from makemore.draw import Sampler
 from makemore.errors import ConfigError
 from makemore.sample import Job, Options, generate_jobs
-from makemore.style import BRACKETS, CASED, FINAL_USES, RARE, WORDY, Style, closes, combining, kind, pairs_of
+from makemore.style import BRACKETS, CASED, LETTER_USES, RARE, WORDY, Style, closes, combining, kind, pairs_of
 
 from conftest import assert_one_line_error, cli
 
@@ -62,8 +62,19 @@ def test_a_style_refuses_what_no_item_writes(places_run):
         makemore.load(places_run).generate(5, list_style="no")
 
 
+def test_a_letter_that_starts_no_word_starts_none():
+    """A letter used LETTER_USES times or more and never first in a word (at the start or after a space) is not
+    first in a name's word: a Thai vowel that follows its consonant. Letters without case only."""
+    thai = Style.of(["กา", "ขา", "มะ", "นา", "ปะ", "ตา", "สะ"] * 7)
+    assert thai.never_first == {"า", "ะ"} and thai.fits("นะ") and not thai.fits("าก") and not thai.fits("ะ")
+    places = Style.of([f"San {w} de la {v}" for w in ("Juan", "José", "Jorge", "Pablo") for v in ("Loma", "Joya")] * 3)
+    assert places.never_first == frozenset() and places.fits("San Jorge de la Juan")  # cased: the few lower-case
+    # words after a space ("de", "la") are too few to tell which letters start none
+    assert Style.of(["tiny", "list"]) is None  # too few uses to tell
+
+
 def test_a_letter_that_ends_every_word_it_is_in_ends_a_word():
-    """A letter used FINAL_USES times or more and never before a letter (Hebrew's final forms, Greek's ς) is not
+    """A letter used LETTER_USES times or more and never before a letter (Hebrew's final forms, Greek's ς) is not
     put before a letter; a letter used less is free, as is one the list puts before a letter once."""
     hebrew, greek = Style.of(HEBREW), Style.of(GREEK)
     assert hebrew.finals == {"ם", "ן"} and greek.finals == {"ς"}
@@ -72,19 +83,21 @@ def test_a_letter_that_ends_every_word_it_is_in_ends_a_word():
     assert Style.of(HEBREW[:12]) is None  # 12 items: ם used 6 times, too few to tell, and nothing else to refuse
     assert Style.of(GREEK + ["Άςα"]).finals == frozenset()  # once before a letter: not a final letter
     assert Style.of(["anna", "bob", "max"] * 30).finals == {"x"} and not Style.of(["max"] * 30).fits("maxim")
-    assert Style.of(["anna", "bob", "max", "maxim"] * 30) is None  # lower-case words: nothing to refuse
+    assert Style.of(["anna", "bob", "max", "maxim", "ina", "ona", "xia", "nia"] * 30) is None  # nothing to refuse
 
 
 def test_a_combining_mark_sits_where_the_lists_marks_sit():
     """Each combining mark is its own kind: none at the start or after a space, none on a mark that carries none
-    in the list; two side by side where the first carries a mark in the list and the second sits on one."""
-    hindi, thai = Style.of(HINDI), Style.of(THAI)
+    in the list; two side by side where the first carries a mark in the list and the second sits on one. What
+    follows a mark used fewer than LETTER_USES times is what may follow a letter: too few uses to tell."""
+    hindi, thai = Style.of(HINDI * 4), Style.of(THAI * 20)  # each vowel sign of the names 20 times or more
     assert kind("ि") == "ि" and hindi.fits("सुरेश") and hindi.fits("किंरण")  # ि carries ं in "सिंह"
     for name in ["उशाविा", "ािनय", "सुम ंन", "ंसुमन"]:  # two vowel signs on one letter; a mark on nothing
         assert not hindi.fits(name), name
     assert hindi.most == {}  # marks are not counted as punctuation is
     assert thai.fits("ปิ่น")  # ิ carries ้ and ั carries ่ in the list, so ิ may carry ่
     assert not thai.fits("กิุ") and not thai.fits("่กา")  # ุ sits on no mark in the list; a tone mark on nothing
+    assert Style.of(HINDI).fits("उशाविा") and not Style.of(HINDI).fits("ािनय")  # ि 5 times: what follows it is free
 
 
 @pytest.fixture(scope="module")
@@ -156,10 +169,13 @@ def reference(items):
     rare = {p: c for p, c in contexts.items() if p[0] in CASED and p[1] == "upper" and having[p] < RARE * len(items)}
     stacked = [(a, b) for a, b in pairs if combining(a) and combining(b)]
     pairs |= {(a, b) for a, _ in stacked for _, b in stacked}
-    marks = {ch for w in items for ch in w if kind(ch) == ch and not combining(ch)}
     uses = collections.Counter("".join(items))
-    finals = {ch for ch in uses if kind(ch) in WORDY and uses[ch] >= FINAL_USES
+    pairs |= {(m, b) for m in uses if combining(m) and uses[m] < LETTER_USES for a, b in pairs if a == "letter"}
+    marks = {ch for w in items for ch in w if kind(ch) == ch and not combining(ch)}
+    finals = {ch for ch in uses if kind(ch) in WORDY and uses[ch] >= LETTER_USES
               and not any(a == ch and kind(b) in WORDY for w in items for a, b in zip(w, w[1:]))}
+    never_first = {ch for ch in uses if kind(ch) == "letter" and uses[ch] >= LETTER_USES
+                   and not any(w[j] == ch and (j == 0 or w[j - 1] == " ") for w in items for j in range(len(w)))}
     closed = [(o, c) for o, c in BRACKETS.items() if (o in marks or c in marks) and all(closes(w, o, c) for w in items)]
 
     def fits(word):
@@ -168,6 +184,7 @@ def reference(items):
         changes = ((word[max(0, j - 2):j], (kind(word[j - 1]), kind(word[j]))) for j in range(1, len(word)))
         return (pairs_of(word) <= pairs and all(pair not in rare or before in rare[pair] for before, pair in changes)
                 and not any(a in finals and kind(b) in WORDY for a, b in zip(word, word[1:]))
+                and not any(word[j] in never_first and (j == 0 or word[j - 1] == " ") for j in range(len(word)))
                 and all(word.count(m) <= max(w.count(m) for w in items) for m in marks)
                 and all(closes(word, o, c) for o, c in closed))
     return fits

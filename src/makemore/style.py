@@ -15,9 +15,15 @@ writes what the list cannot: "उशाविा" (two vowel signs on one letter
 nothing) from Arabic ones. Two marks side by side are allowed where the first carries some mark in the list and
 the second sits on some mark there: a Thai vowel sign that takes a tone mark takes any (0 of 100 held-out Thai
 names refused, 2 with the pairs alone), while a mark that never carries one, or never sits on one, stays alone.
-A letter that the list uses at least FINAL_USES times and never puts before a letter (Hebrew's final forms,
-Greek's ς, an Arabic hamza in these names) ends a word in a name too: "ריםד" from 593 Hebrew names, "Μαριόςν" from
-Greek ones, and no held-out item of 15 lists refused. One thing more: a
+What follows a mark used fewer than LETTER_USES times is what may follow a letter: too few uses to tell (a
+Devanagari nukta seen a few times refused a held-out name otherwise).
+
+Where a letter sits in a word, for a letter the list uses at least LETTER_USES times: one it never puts before a
+letter (Hebrew's final forms, Greek's ς, an Arabic hamza in these names) ends a word in a name too ("ריםד" from
+593 Hebrew names, "Μαριόςν" from Greek ones), and a letter without case that it never puts first in a word (a
+Thai vowel, Tamil's ண, the 市 of Japanese places) does not start one ("ะลักษณ์", "市町"). Not for cased letters:
+a list's lower-case words after a space are a few ("de", "in", "near"), and held-out "Oog in Al" and "Kingston
+near Lewes" were refused. One thing more: a
 capital inside a word (after a lower-case letter, or after a capital) that fewer than RARE of the items have is
 allowed only after the two characters it follows in them: the "Mc" of "McGregor" and the "De" of "DeKalb" let
 "McAllen" be written, not "HulphyeMuiyson"; a list of names like "PayPal" and "YouTube" keeps them free."""
@@ -36,7 +42,7 @@ BRACKETS = {"(": ")", "[": "]", "{": "}"}
 CASED = ("upper", "lower")
 RARE = 0.05  # a capital inside a word that fewer items than this share have is allowed only where they have it
 WORDY = ("upper", "lower", "letter")  # the kinds of a letter
-FINAL_USES = 20  # a letter used this often and never before a letter ends a word
+LETTER_USES = 20  # a letter used this often and never before a letter ends a word; never first, starts none
 
 
 @functools.lru_cache(maxsize=65_536)  # a name's characters are looked up at every draw
@@ -86,7 +92,8 @@ class Style:
     chars: frozenset  # the list's characters: a name has no other
     contexts: dict  # (kind, "upper") of a capital inside a word that few items have -> the characters it follows
     # in them, two (one at the start of a word): "Mc" for "McGregor"
-    finals: frozenset = frozenset()  # letters that end a word: never before a letter, in FINAL_USES uses or more
+    finals: frozenset = frozenset()  # letters that end a word: never before a letter, in LETTER_USES uses or more
+    never_first: frozenset = frozenset()  # letters never first in a word (at the start or after a space), as often
 
     @classmethod
     def of(cls, items) -> Style | None:
@@ -104,7 +111,10 @@ class Style:
         side_by_side = set(zip(text, text[1:])) - {(end, start)}
         pairs = {(kinds[a], kinds[b]) for a, b in side_by_side}
         stacked = [(a, b) for a, b in pairs if combining(a) and combining(b)]  # a mark on a mark
-        pairs = frozenset(pairs | {(a, b) for a, _ in stacked for _, b in stacked})
+        pairs |= {(a, b) for a, _ in stacked for _, b in stacked}
+        uses = collections.Counter(text)
+        rare_marks = [ch for ch in chars if combining(ch) and uses[ch] < LETTER_USES]  # too few uses to tell what
+        pairs = frozenset(pairs | {(m, b) for m in rare_marks for a, b in pairs if a == "letter"})  # follows them
         contexts = {}
         for a, b in pairs & {(a, "upper") for a in CASED}:  # a capital inside a word: if rare, what it follows
             firsts, seconds = map(one_of, zip(*((x, y) for x, y in side_by_side if (kinds[x], kinds[y]) == (a, b))))
@@ -113,14 +123,16 @@ class Style:
                 found = set(re.findall(f"(?=(.)({firsts}){seconds})", text, flags=re.DOTALL))
                 contexts[a, b] = frozenset(("" if c0 == start else c0) + c1 for c0, c1 in found)
         before_letters = {a for a, b in side_by_side if kinds[b] in WORDY}
-        uses = collections.Counter(text)
-        finals = frozenset(ch for ch in chars if kinds[ch] in WORDY and ch not in before_letters
-                           and uses[ch] >= FINAL_USES)
+        first = {b for a, b in side_by_side if kinds[a] in (START, "space")}
+        letters = [ch for ch in chars if kinds[ch] in WORDY and uses[ch] >= LETTER_USES]
+        finals = frozenset(ch for ch in letters if ch not in before_letters)
+        never_first = frozenset(ch for ch in letters if ch not in first and kinds[ch] == "letter")  # no case: in a
+        # cased list, the lower-case letters after a space are a few short words ("de", "in", "near"), too few to tell
         marks = sorted(ch for ch in chars if kinds[ch] == ch and not combining(ch))  # the punctuation marks
         most = {ch: max(map(operator.methodcaller("count", ch), items)) for ch in marks}
         brackets = tuple((o, c) for o, c in BRACKETS.items() if (o in marks or c in marks)
                          and all(closes(w, o, c) for w in items if o in w or c in w))
-        style = cls(pairs, most, brackets, chars, contexts, finals)
+        style = cls(pairs, most, brackets, chars, contexts, finals, never_first)
         if style.refused is None and not most and not contexts:  # nothing to refuse, count or close
             return None
         return style
@@ -147,6 +159,9 @@ class Style:
         letters = [k for k in WORDY if k in self.of_kind]
         if self.finals:  # a letter that ends a word, before a letter
             parts.append(one_of(self.finals) + self.any_of(letters))
+        if self.never_first:  # a letter never first in a word, first
+            parts.append(f"(?:^|{self.any_of(['space'])})" if "space" in self.of_kind else "^")
+            parts[-1] += one_of(self.never_first)
         return re.compile("|".join(parts)) if parts else None
 
     @functools.cached_property
@@ -162,22 +177,29 @@ class Style:
     def table(self) -> dict:
         """The style as JSON for the exported page (static/web/makemore.js fits as fits() here): each character's
         kind, the pairs, the rare capitals inside a word and what they follow, the marks' counts, the brackets, the
-        letters that end a word."""
+        letters that end a word and those that start none."""
         return {"kinds": {ch: kind(ch) for ch in sorted(self.chars)}, "pairs": sorted(map(list, self.pairs)),
                 "contexts": [[a, b, sorted(c)] for (a, b), c in sorted(self.contexts.items())],
-                "most": self.most, "brackets": [list(b) for b in self.brackets], "finals": sorted(self.finals)}
+                "most": self.most, "brackets": [list(b) for b in self.brackets], "finals": sorted(self.finals),
+                "never_first": sorted(self.never_first)}
 
     def fits(self, word: str) -> bool:
         if not word:  # an empty name is asked for (min_len 0), not a way of writing
             return True
         ours = self.chars.issuperset(word)  # the patterns know the list's characters; another word: pair by pair
         paired = ((self.refused is None or self.refused.search(word) is None) if ours else
-                  pairs_of(word) <= self.pairs and not any(a in self.finals and kind(b) in WORDY
-                                                           for a, b in zip(word, word[1:])))
+                  pairs_of(word) <= self.pairs and self.letters_fit(word))
         capitals = self.rare_capitals is not None and (not ours or self.rare_capitals.search(word) is not None)
         return (paired and (not capitals or self.capitals_fit(word))
                 and all(word.count(ch) <= n for ch, n in self.most.items())
                 and all(closes(word, o, c) for o, c in self.brackets if o in word or c in word))
+
+    def letters_fit(self, word: str) -> bool:
+        """Whether no letter that ends a word is before a letter and none never first is first: the pattern's
+        check, for a word with characters the list does not have."""
+        kinds = [START, *map(kind, word), END]
+        return not any(ch in self.finals and kinds[i + 2] in WORDY or ch in self.never_first and kinds[i] in (START, "space")
+                       for i, ch in enumerate(word))
 
     def capitals_fit(self, word: str) -> bool:
         """Whether each rare capital inside a word follows what it follows in the list."""

@@ -53,6 +53,7 @@ class Model {
       ...style, pairs: new Set(style.pairs.map(([a, b]) => `${a}\u0000${b}`)),
       contexts: new Map(style.contexts.map(([a, b, after]) => [`${a}\u0000${b}`, new Set(after)])),
       finals: new Set(style.finals || []),
+      never_first: new Set(style.never_first || []),
     } : null;
     this.share = m.share || 0;
     this.ngram = m.ngram ? this.tables(m.ngram) : null;
@@ -208,8 +209,9 @@ class Model {
 
   // Whether a name is written as the list writes its items, as makemore's style.py decides: every pair of kinds of
   // character side by side (the start and the end among them) is one the list has, a capital inside a word that few
-  // items have follows what it follows in them, no letter that ends every word it is in is before a letter, no mark
-  // is there more often than in any item, and brackets that every item closes are closed.
+  // items have follows what it follows in them, no letter that ends every word it is in is before a letter, no letter
+  // that starts none is first in a word, no mark is there more often than in any item, and brackets that every item
+  // closes are closed.
   fits(name) {
     const s = this.style;
     if (!s || name === "") return true;
@@ -219,6 +221,7 @@ class Model {
       if (!s.pairs.has(pair)) return false;
       if (after && !after.has(chars.slice(Math.max(0, i - 3), i - 1).join(""))) return false; // chars[i - 2] and the one before
       if (s.finals.has(chars[i - 2]) && LETTERS.has(kinds[i])) return false; // a letter that ends a word, before a letter
+      if (s.never_first.has(chars[i - 1]) && (kinds[i - 1] === "start" || kinds[i - 1] === "space")) return false; // first
     }
     for (const [mark, most] of Object.entries(s.most)) if (chars.filter((ch) => ch === mark).length > most) return false;
     for (const [open, close] of s.brackets) {
