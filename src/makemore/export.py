@@ -62,8 +62,9 @@ longer than `max_len` characters is drawn again. So is a name that writes what n
 is not null, as `makemore sample` does: each character's kind is `kinds[ch]` (the start and the end of a name are
 the kinds "start" and "end"); every pair of kinds side by side must be one of `pairs`; where a pair is one of
 `contexts` ([kind, kind, [before, ...]]), the one or two characters before its second character (one at the start
-of a name) must be one of its `before`; no character of `most` more often than its count; and each pair of
-`brackets` closed, never below zero.
+of a name) must be one of its `before`; no character of `finals` before a character whose kind is "upper",
+"lower" or "letter"; no character of `never_first` first in the name or after a character of kind "space"; no
+character of `most` more often than its count; and each pair of `brackets` closed, never below zero.
 """
 NGRAM_README = """- `ngram.json`: an interpolated Kneser-Ney n-gram of `context` characters, `discount` D, and `orders`: for
   k = 0 .. context, the rows `[c_1, ..., c_k, w, count]` of order k (k characters of context, oldest first, then
