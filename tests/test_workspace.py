@@ -66,6 +66,10 @@ def test_an_upload_is_checked_named_and_queued(held):
     assert overview["queue"] == ["shop-names-v2", "shop-names-v2-2"] and overview["training"] is None
     assert [r["name"] for r in overview["runs"]] == overview["queue"] and "fast" in overview["presets"]
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no upload left behind
+    assert first.json()["note"] is None
+    counts = "".join(f"{w},F,{1000 + i}\n" for i, w in enumerate(["Olivia", "Emma", "Ava", "Mia"] * 5)).encode()
+    table = upload(client, counts, name="yob2020.txt").json()  # baby names with their counts: learnt as lines
+    assert "every line of yob2020.txt has 2 commas and field 3 is a number" in table["note"]
 
 
 def test_a_queued_run_cancelled_can_be_started_again(held):
@@ -251,10 +255,12 @@ def test_the_workspace_in_chromium(tmp_path):
         page.wait_for_selector("#run-name:has-text('my-places')")
         page.wait_for_selector("#cancel:visible")  # the page shows it training (or about to)
 
-        page.fill("#list", "\n".join(make_items(300, seed=2)))  # a second list, pasted: it waits for the first
+        counted = [f"{w},{i}" for i, w in enumerate(make_items(300, seed=2))]  # names with counts: a table
+        page.fill("#list", "\n".join(counted))  # a second list, pasted: it waits for the first
         page.fill("#list-name", "second")
         page.click("#train")
         page.wait_for_selector("#run-name:has-text('second')")
+        page.wait_for_selector("#run-note:has-text('every line of second.txt has 1 comma and field 2 is a number')")
         page.wait_for_selector("#queue:has-text('Waiting to train: second')")
         page.click("#cancel")
         page.wait_for_selector("#run-state:has-text('cancelled')")
@@ -263,6 +269,7 @@ def test_the_workspace_in_chromium(tmp_path):
         assert sorted(p.name for p in (folder / "second").iterdir()) == ["job.json", "second.txt"]  # never trained
 
         page.click("#runs button[data-run='my-places']")
+        page.wait_for_selector("#run-note", state="hidden")  # a list of names: nothing to note
         checkpoint = folder / "my-places" / "model.pt"
         running = wait_for(lambda: checkpoint.exists() and api(url, "/api/runs/my-places")["pid"], what="a checkpoint")
         os.kill(running, signal.SIGKILL)  # killed midway, with no chance to save

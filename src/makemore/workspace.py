@@ -22,7 +22,7 @@ import threading
 from pathlib import Path
 
 from makemore.config import presets
-from makemore.data import check_padded, lecture_split
+from makemore.data import check_padded, lecture_split, table_note
 from makemore.errors import ConfigError, UserError
 from makemore.files import write_json
 from makemore.lists import read_items
@@ -123,7 +123,8 @@ class Workspace:
                 (self.folder / run).mkdir()
                 os.replace(tmp, self.folder / run / f"{run}.txt")
                 write_json(self.folder / run / JOB, {"data": f"{run}.txt", "preset": preset, "items": len(items),
-                                                     "ended": None, "error": None})
+                                                     "ended": None, "error": None,
+                                                     "note": table_note(f"{run}.txt", items)})
                 self.queue.append(run)
                 self.lock.notify_all()
         finally:
@@ -257,7 +258,7 @@ class Workspace:
             "train_loss": summary.get("train_loss"), "val_loss": summary.get("val_loss"),
             "test_loss": summary.get("test_loss"), "items": job.get("items"), "preset": job.get("preset"),
             "model": config.get("model") or summary.get("model"), "auto": config.get("auto"),
-            "error": job.get("error"), "pid": pid,
+            "error": job.get("error"), "note": job.get("note"), "pid": pid,
             "can_generate": (folder / CHECKPOINT).exists() and (done or not training),
             "resumable": state in ("cancelled", "stopped") and startable and not done,
         }

@@ -72,6 +72,8 @@ function showRun(run) {
   const by = run.preset ? `preset ${run.preset}` : "the default recipe";
   $("run-state").textContent = `${STATES[run.state]}${run.items ? ` · ${run.items.toLocaleString()} items` : ""} · ${by}`;
   $("run-auto").textContent = run.auto || "";
+  $("run-note").textContent = run.note || ""; // the list reads as a table: what is learnt, and how to keep a column
+  $("run-note").hidden = !run.note;
   const training = run.state === "training";
   $("progress-row").hidden = !(training || run.state === "queued");
   $("progress").value = run.steps ? run.step / run.steps : 0;
