@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -194,6 +194,8 @@ class Corpus:
     vocab: Vocab
     classes: list[str] | None = None
     labels: list[int] | None = None
+    notes: list[str] = field(default_factory=list, repr=False, compare=False)  # said before training: a
+    # list that reads as a table (table_note); not kept in a checkpoint
 
     @classmethod
     def load(cls, spec: str) -> Corpus:

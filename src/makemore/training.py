@@ -74,7 +74,7 @@ class Training:
                  f"{t.device}{ranks}, evaluated every {t.cfg.eval_every:,}; run folder {self.folder}"
                  if t.optimizer is not None else
                  f"model {self.model_name}: counted in one pass on {t.device}; run folder {self.folder}"]
-        return [*getattr(self.corpus, "notes", ()), *([self.note] if self.note else []), *lines]
+        return [*self.corpus.notes, *([self.note] if self.note else []), *lines]
 
     def run(self, callbacks=(), verbose: bool = True) -> Run | None:
         """Train to the end (or until a callback stops it); the trained run, its kept model with the weights of
