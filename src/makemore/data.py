@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from makemore.errors import ConfigError, UserError
-from makemore.lists import MAX_PADDED, line_of, read_source, to_ascii
+from makemore.lists import MAX_PADDED, line_of_item, read_source, to_ascii
 
 BOUNDARY = 0  # the start/end token; every character of the data gets an index >= 1
 IGNORE = -1  # the target at padding positions of a sequence: no loss there (cross_entropy's ignore_index)
@@ -297,7 +297,7 @@ def check_padded(specs, lists):
     if n * (longest + 1) <= MAX_PADDED:
         return
     spec, item = max(((spec, max(lst, key=len)) for spec, lst in zip(specs, lists)), key=lambda x: len(x[1]))
-    line = line_of(spec, item) if Path(str(spec)).exists() else None
+    line = line_of_item(spec, item) if Path(str(spec)).exists() else None
     typical = sorted(len(w) for lst in lists for w in lst)[n // 2]
     where = f"{spec}:{line}" if line else f"{spec}"
     raise UserError(f"{where}: an item of {longest:,} characters among {n:,} items of {typical} or so: every item is "

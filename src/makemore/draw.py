@@ -106,8 +106,9 @@ class Sampler:
             self.job = Job(rows, dataclasses.replace(self.options, guided=True), self.generator, log_weights=[])
         elif not self.done_rounds:  # with filters, a margin: a round more costs a batch's wait in the server
             filtered = self.novel_only or self.unique or self.exclude or self.far or self.options.shaped
-            # the style refuses 0-14 names in 100 on the lists measured: a small margin, and a second round if need be
-            rows = math.ceil(1.5 * self.n) + 8 if filtered else math.ceil(1.05 * self.n) + 8 if self.style else self.n
+            # the style refuses 0-15 names in 100 on the lists measured: a small margin, and a second round if need be
+            margin = 1.5 if filtered else 1.05 if self.style else None
+            rows = math.ceil(margin * self.n) + 8 if margin else self.n
             self.job = Job(max(rows, SHAPE_ROWS) if self.options.shaped else rows, self.options, self.generator)
         else:  # as many again as the share that passed says are needed, and a margin
             rows = min(math.ceil(1.2 * missing / rate) + 8, max(self.n, 10_000))

@@ -179,7 +179,7 @@ def fetch(name: str) -> Path:
     return path
 
 
-def line_of(path, item: str) -> int | None:
+def line_of_item(path, item: str) -> int | None:
     """The line of path that reads as item (read_items' first), for an error that names it."""
     try:
         with open(path, encoding="utf-8-sig") as f:

@@ -76,19 +76,19 @@ class Options:
         for name, value in [(name, getattr(self, name)) for name in names] + [("contains", t) for t in self.contains]:
             if value is not None:
                 SAMPLING[name].check(name, value)
-        checked = dataclasses.replace(  # the texts composed, as a list's items are read (lists.composed)
-            self, prefix=composed(self.prefix), pattern=composed(self.pattern), ends_with=composed(self.ends_with),
-            contains=tuple(map(composed, self.contains)), top_k=None if self.top_k is None else min(self.top_k, vocab.size))
-        if len(prefix := checked.prefix) > MAX_LEN:
+        texts = dict(prefix=composed(self.prefix), pattern=composed(self.pattern), ends_with=composed(self.ends_with),
+                     contains=tuple(map(composed, self.contains)))  # composed, as a list's items are read
+        if len(prefix := texts["prefix"]) > MAX_LEN:
             raise ConfigError("prefix", f"{len(prefix):,} characters; at most {MAX_LEN:,}")
         if vocab.unknown(prefix):
             raise ConfigError("prefix", f"character {vocab.unknown(prefix)[0]!r} is not in the model's vocabulary")
         if self.max_len is not None and self.max_len < max(self.min_len, len(prefix)):
             raise ConfigError("max_len", f"{self.max_len} is below {{min_len}} ({self.min_len}) or the prefix's "
                                          f"length ({len(prefix)})", mentions=("min_len",))
-        if (c := checked).shaped and c.automaton is None:  # more than the vocabulary is all of it, above
-            checked = dataclasses.replace(c, automaton=shape_of(vocab, c.pattern, c.ends_with, c.contains))
-        return checked
+        shaped = self.shaped and self.automaton is None
+        automaton = shape_of(vocab, texts["pattern"], texts["ends_with"], texts["contains"]) if shaped else self.automaton
+        return dataclasses.replace(self, **texts, automaton=automaton,  # top_k: more than the vocabulary is all of it
+                                   top_k=None if self.top_k is None else min(self.top_k, vocab.size))
 
 
 @dataclass

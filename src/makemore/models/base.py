@@ -89,9 +89,8 @@ def eval_batches(data, batch_size: int = 1024):
         # batch_size rows, or fewer where they are long: at most EVAL_POSITIONS positions, so that a few items far
         # longer than the rest cost their own rows (a network's activations: rows x length x width each)
         count = min(batch_size, len(order) - i)
-        while count > 1 and count * sorted_ends[i + count - 1] > EVAL_POSITIONS:
-            count = max(1, min(count // 2, EVAL_POSITIONS // sorted_ends[i + count - 1]))
-        rows, end = order[i : i + count], sorted_ends[i + count - 1]
+        count = max(1, min(count, EVAL_POSITIONS // max(1, sorted_ends[i + count - 1])))  # rows are sorted: fewer
+        rows, end = order[i : i + count], sorted_ends[i + count - 1]  # are no longer, so within the bound
         i += count
         if end:  # rows without a target have nothing to evaluate
             yield rows, [t[rows, :end] if t.ndim == 2 else t[rows] for t in data]
