@@ -179,12 +179,14 @@ def test_an_interrupted_ensemble_recipe_resumes_to_the_same_ensemble(recipe, tmp
     assert_one_line_error(cli("train", "--config", recipe, "--out", tmp_path / "cut"), "--out: ", "already holds a run")
 
 
-def test_the_best_preset_is_three_default_runs(word_file):
+def test_the_best_preset_is_four_default_runs_256_wide(word_file):
     spec = makemore.resolve(word_file, preset="best")
     assert spec.model_name == "ensemble" and not spec.weights  # weights: chosen on val
-    assert [m.model_name for m in spec.members] == ["gru+ngram"] * 3
-    assert [m.train.seed for m in spec.members] == [42, 43, 44]
+    assert [m.model_name for m in spec.members] == ["gru+ngram"] * 4
+    assert [m.train.seed for m in spec.members] == [42, 43, 44, 45]
     assert all(m.note.startswith("auto: ") for m in spec.members)  # the auto recipe, as `makemore train` chooses
+    assert all(m.options["n_hidden"] == 256 for m in spec.members)  # wider than the list's own (128 here)
+    assert makemore.resolve(word_file).options["n_hidden"] == 128
 
 
 def test_an_ensemble_of_network_and_ngram_runs_mixes_their_parts_with_weights_chosen_on_val(tmp_path, word_file):
