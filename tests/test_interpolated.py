@@ -70,8 +70,8 @@ def test_the_loss_is_the_mixture_of_the_parts_computed_by_hand(name):
 
 def test_several_networks_mix_as_computed_by_hand_and_each_is_kept_at_its_best():
     """networks = 3: each evaluation keeps each live network whose mixture with the n-gram has a lower val loss
-    than its kept copy's (the copy then equals it); the model is the kept networks and the n-gram mixed at the
-    weights chosen on val, as computed by hand from each network alone."""
+    than its kept copy's (the copy then equals it); the model is the kept networks' mean mixed with the n-gram at
+    the share chosen on val (no share on a grid is lower), as computed by hand from each network alone."""
     torch.manual_seed(0)
     model = build("gru+ngram", n_hidden=32, networks=3)
     cfg = TrainConfig(steps=120, batch_size=24, optimizer="adamw", lr=0.02, eval_every=10, device="cpu")
@@ -102,6 +102,10 @@ def test_several_networks_mix_as_computed_by_hand_and_each_is_kept_at_its_best()
     parts = [F.softmax(position_logits(m, X), -1)[kept].gather(1, Y[kept][:, None])[:, 0] for m in model.members]
     weights = [(1 - model.share.item()) * w for w in model.network_weights.tolist()] + [model.share.item()]
     assert sum(weights) == pytest.approx(1) and min(weights) >= 0
+    assert torch.equal(model.network_weights, torch.full((3,), 1 / 3))  # alike networks: equal, none chosen on val
+    mean = sum(parts[:-1]) / 3
+    chosen = -((1 - model.share) * mean + model.share * parts[-1]).log().mean()
+    assert all(-((1 - s) * mean + s * parts[-1]).log().mean() >= chosen - 1e-6 for s in torch.linspace(0, 1, 21))
     by_hand = -sum(w * p for w, p in zip(weights, parts)).log().mean()
     torch.testing.assert_close(model(X, Y)[1], by_hand.float())
     assert model.choose_share(val) == pytest.approx(by_hand.item(), abs=1e-6)  # the weights were chosen on val

@@ -16,8 +16,10 @@ With networks = k > 1 (the auto recipe's, where a small list leaves the time), k
 from its own initialisation and dropout, train side by side, network i on rows i, i + k, ... of the batch (a
 batch of batch_size / k of its own) and on its own loss. Each keeps its own best weights (a copy, not trained:
 members[i]), those whose mixture with the n-gram has the lowest val loss so far, as k runs stopped each at its
-own best would; an evaluation mixes the k kept networks and the n-gram with weights chosen on val (EM). The live
-networks (live) are what trains and resumes; the checkpoint holds both.
+own best would; an evaluation mixes the k kept networks with equal weights and that mean with the n-gram at the
+share chosen on val. (k + 1 weights chosen by EM on val lowered val but not the loss on thousands of other items
+of the list's source: the networks are alike, and a small list's val set cannot tell them apart;
+benchmarks/README.md.) The live networks (live) are what trains and resumes; the checkpoint holds both.
 """
 
 from __future__ import annotations
@@ -129,10 +131,10 @@ class Interpolated(Mixture):
 
     @torch.no_grad()
     def choose_share(self, data) -> float:
-        """The weights (the n-gram's share, the networks' among themselves) and, where the config leaves it to the
-        data, the n-gram's discount that give data (X, Y: val's whole sequences) the lowest loss, set; that loss
-        (the mean per target, as evaluate() computes it, in float64). With k networks, each live network whose
-        mixture with the n-gram is lower than its kept copy's replaces it first."""
+        """The n-gram's share and, where the config leaves it to the data, its discount that give data (X, Y:
+        val's whole sequences) the lowest loss, set; that loss (the mean per target, as evaluate() computes it, in
+        float64). With k networks, each live network whose mixture with the n-gram is lower than its kept copy's
+        replaces it first, and the k are mixed among themselves with equal weights."""
         discounts = (self.config.discount,) if self.config.discount else DISCOUNTS
         with evaluating(self):
             ngram = {}
@@ -140,16 +142,17 @@ class Interpolated(Mixture):
                 self.set_discount(discount)
                 ngram[discount] = target_probs(self.members[-1], data)
             networks = [target_probs(net, data) for net in self.members[:-1]] if self.live is None else self.keep(data, ngram)
+            network = torch.stack(networks, dim=1).mean(1)
             chosen = None
             for discount in discounts:
-                loss, weights = best_mixture(torch.stack([*networks, ngram[discount]], dim=1))
+                loss, weights = best_mixture(torch.stack([network, ngram[discount]], dim=1))
                 if chosen is None or loss < chosen[0]:
                     chosen = loss, discount, weights
         loss, discount, weights = chosen
         self.set_discount(discount)
         self.share.fill_(weights[-1])
         if self.live is not None:
-            self.network_weights.copy_(torch.tensor(weights[:-1]) / max(sum(weights[:-1]), 1e-300))
+            self.network_weights.fill_(1 / len(networks))
         return loss
 
     def keep(self, data, ngram: dict) -> list:
