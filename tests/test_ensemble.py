@@ -190,9 +190,9 @@ def test_the_best_preset_is_four_default_runs_256_wide(word_file):
 
 
 def test_an_ensemble_of_network_and_ngram_runs_mixes_their_parts_with_weights_chosen_on_val(tmp_path, word_file):
-    """Two default runs of two networks each: their four GRUs and one n-gram (the same counts twice are one),
-    weighted to the lowest val loss: lower than the runs' own mixtures at their equal weights, or any other
-    weights on a grid."""
+    """Two default runs of two networks each: their four GRUs and one n-gram (the same counts twice are one). The
+    GRUs are alike (one config), so they share one weight equally, and the n-gram's share is the one of lowest val
+    loss: lower than the runs' own mixtures at their equal weights, or any other share on a grid."""
     runs = [makemore.train(word_file, out=tmp_path / f"r{seed}", seed=seed, n_hidden=16, steps=40, networks=2,
                            verbose=False) for seed in (1, 2)]
     both = makemore.ensemble([r.folder for r in runs], out=tmp_path / "both")
@@ -202,7 +202,9 @@ def test_an_ensemble_of_network_and_ngram_runs_mixes_their_parts_with_weights_ch
     assert sum(weights) == pytest.approx(1) and summary["test_loss"] == pytest.approx(both.evaluate("test"), abs=1e-6)
     even = makemore.ensemble([r.folder for r in runs], out=tmp_path / "even", weights=[0.5, 0.5])
     assert both.evaluate("val") <= even.evaluate("val")
-    for tried in ([0.2] * 5, [0.6, 0.1, 0.1, 0.1, 0.1], [0.1, 0.1, 0.6, 0.1, 0.1], [0.1, 0.1, 0.1, 0.1, 0.6]):
+    assert weights[:2] + weights[3:] == pytest.approx([weights[0]] * 4, abs=1e-12) and 0 < weights[2] < 1
+    for share in torch.linspace(0.05, 0.95, 19).tolist():
+        tried = [(1 - share) / 4] * 2 + [share] + [(1 - share) / 4] * 2
         model = models.Ensemble(dataclasses.replace(both.model.config, weights=tried), list(both.model.members))
         assert both.evaluate("val") <= evaluate(model, examples(model, both.corpus, "val")) + 1e-6
 

@@ -1,6 +1,6 @@
 """Ensembles: trained runs as one run whose next-character distribution is the mixture of theirs. A run that is
 itself a mixture (a network and an n-gram, an ensemble) gives its parts, and n-grams counted alike are one; the
-weights are chosen on val unless given."""
+weights are chosen on val unless given, alike parts (one family, one config) sharing one weight."""
 
 from __future__ import annotations
 
@@ -55,6 +55,25 @@ def same_counts(ngram, other) -> bool:
             and all(torch.equal(a, b) for a, b in zip(ngram.state_dict().values(), other.state_dict().values())))
 
 
+def alike_weights(members, probs: list) -> list[float]:
+    """Mixture weights chosen on val (probs: each member's probabilities of val's targets) where alike members (one
+    family and one config, such as the networks of runs of one recipe) share one weight equally: their mean is one
+    component of the EM, as an Interpolated model mixes its networks (models/interpolated.py)."""
+    groups = []
+    for i, (_, name, model) in enumerate(members):
+        group = next((g for g in groups if members[g[0]][1] == name and members[g[0]][2].config == model.config), None)
+        if group is None:
+            groups.append([i])
+        else:
+            group.append(i)
+    chosen = fit_weights(torch.stack([torch.stack([probs[i] for i in g], dim=1).mean(1) for g in groups], dim=1))
+    weights = [0.0] * len(members)
+    for g, w in zip(groups, chosen):
+        for i in g:
+            weights[i] = w / len(g)
+    return weights
+
+
 def write_ensemble(runs: list[Run], folder: Path, weights=None) -> Run:
     first = runs[0]
     for run in runs[1:]:
@@ -68,7 +87,7 @@ def write_ensemble(runs: list[Run], folder: Path, weights=None) -> Run:
     members = [(r, r.model_name, r.model) for r in runs] if weights else parts(runs)
     val = sequences(first.corpus, "val")
     if not weights:  # chosen on val: test is the figure to compare
-        weights = fit_weights(torch.stack([target_probs(m, val) for _, _, m in members], dim=1))
+        weights = alike_weights(members, [target_probs(m, val) for _, _, m in members])
     config = models.EnsembleConfig(first.vocab.size, first.corpus.longest + 1,
                                    [{"model": name, "config": dataclasses.asdict(m.config)} for _, name, m in members],
                                    [float(w) for w in weights])

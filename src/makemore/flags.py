@@ -147,7 +147,7 @@ def build_parser() -> ArgumentParser:
                        "distributions")
     p.add_argument("runs", type=Path, nargs="+")
     p.add_argument("--weights", type=flag_type(Field(float, "a member's weight", low=0, low_inclusive=True)),
-                   nargs="+", metavar="W", help="one weight per run, summing to 1 (default: equal)")
+                   nargs="+", metavar="W", help="one weight per run, summing to 1 (default: chosen on val)")
     p.add_argument("--out", type=Path, help="the run folder (default: runs/ensemble, numbered if taken)")
 
     p = sub.add_parser("export", help="a trained run outside Python: its step model as ONNX, its vocabulary and "
