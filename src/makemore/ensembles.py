@@ -5,6 +5,7 @@ weights are chosen on val unless given, alike parts (one family, one config) sha
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from makemore.data import SPLITS, examples, sequences
 from makemore.errors import ConfigError, UserError
 from makemore.files import write_json, write_jsonl
 from makemore.models.base import target_probs
-from makemore.models.ensemble import fit_weights
+from makemore.models.ensemble import grouped_mixture
 from makemore.run import Run, load_run
 from makemore.runfolder import CHECKPOINT, CONFIG, METRICS, SUMMARY, new_run_folder
 from makemore.train import evaluate
@@ -55,23 +56,13 @@ def same_counts(ngram, other) -> bool:
             and all(torch.equal(a, b) for a, b in zip(ngram.state_dict().values(), other.state_dict().values())))
 
 
-def alike_weights(members, probs: list) -> list[float]:
-    """Mixture weights chosen on val (probs: each member's probabilities of val's targets) where alike members (one
-    family and one config, such as the networks of runs of one recipe) share one weight equally: their mean is one
-    component of the EM, as an Interpolated model mixes its networks (models/interpolated.py)."""
-    groups = []
+def alike(members) -> list[list[int]]:
+    """The members (run, registry name, module) in groups of one family and one config, such as the networks of
+    runs of one recipe: a list of each group's indices."""
+    groups = {}
     for i, (_, name, model) in enumerate(members):
-        group = next((g for g in groups if members[g[0]][1] == name and members[g[0]][2].config == model.config), None)
-        if group is None:
-            groups.append([i])
-        else:
-            group.append(i)
-    chosen = fit_weights(torch.stack([torch.stack([probs[i] for i in g], dim=1).mean(1) for g in groups], dim=1))
-    weights = [0.0] * len(members)
-    for g, w in zip(groups, chosen):
-        for i in g:
-            weights[i] = w / len(g)
-    return weights
+        groups.setdefault((name, json.dumps(dataclasses.asdict(model.config), sort_keys=True)), []).append(i)
+    return list(groups.values())
 
 
 def write_ensemble(runs: list[Run], folder: Path, weights=None) -> Run:
@@ -87,7 +78,7 @@ def write_ensemble(runs: list[Run], folder: Path, weights=None) -> Run:
     members = [(r, r.model_name, r.model) for r in runs] if weights else parts(runs)
     val = sequences(first.corpus, "val")
     if not weights:  # chosen on val: test is the figure to compare
-        weights = alike_weights(members, [target_probs(m, val) for _, _, m in members])
+        weights = grouped_mixture(torch.stack([target_probs(m, val) for _, _, m in members], dim=1), alike(members))[1]
     config = models.EnsembleConfig(first.vocab.size, first.corpus.longest + 1,
                                    [{"model": name, "config": dataclasses.asdict(m.config)} for _, name, m in members],
                                    [float(w) for w in weights])

@@ -59,6 +59,18 @@ def best_mixture(probs) -> tuple[float, list[float]]:
     return -(probs @ torch.tensor(weights, dtype=probs.dtype)).log().mean().item(), weights
 
 
+def grouped_mixture(probs, groups) -> tuple[float, list[float]]:
+    """best_mixture where the members of each group (lists of columns of probs: (targets, members)) share one
+    weight equally, their mean one component: alike members, which val cannot tell apart, get no weight of their
+    own fitted to it. The loss, and a weight for every member."""
+    loss, chosen = best_mixture(torch.stack([probs[:, g].mean(1) for g in groups], dim=1))
+    weights = [0.0] * probs.shape[1]
+    for g, w in zip(groups, chosen):
+        for i in g:
+            weights[i] = w / len(g)
+    return loss, weights
+
+
 class Mixture(SequenceModel):
     """Members whose next-character distributions are mixed with the weights exp(log_weights): (M,). In
     generation each member steps as it would alone (sample.MixtureStep) and mix() combines them."""

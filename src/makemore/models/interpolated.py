@@ -33,7 +33,7 @@ from torch import nn
 from makemore.data import IGNORE
 from makemore.errors import ConfigError
 from makemore.models.base import evaluating, position_windows, target_probs
-from makemore.models.ensemble import Mixture, best_mixture
+from makemore.models.ensemble import Mixture, best_mixture, grouped_mixture
 from makemore.models.ngram import NGram, NGramConfig
 
 
@@ -142,10 +142,10 @@ class Interpolated(Mixture):
                 self.set_discount(discount)
                 ngram[discount] = target_probs(self.members[-1], data)
             networks = [target_probs(net, data) for net in self.members[:-1]] if self.live is None else self.keep(data, ngram)
-            network = torch.stack(networks, dim=1).mean(1)
+            groups = [list(range(len(networks))), [len(networks)]]  # the networks alike, the n-gram
             chosen = None
             for discount in discounts:
-                loss, weights = best_mixture(torch.stack([network, ngram[discount]], dim=1))
+                loss, weights = grouped_mixture(torch.stack([*networks, ngram[discount]], dim=1), groups)
                 if chosen is None or loss < chosen[0]:
                     chosen = loss, discount, weights
         loss, discount, weights = chosen
