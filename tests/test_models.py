@@ -7,7 +7,7 @@ from makemore import checkpoint, models
 from makemore.config import TrainConfig
 from makemore.data import IGNORE, build_sequences, build_windows, examples
 from makemore.errors import ConfigError
-from makemore.models import base
+from makemore.models import base, rnn
 from makemore.models.base import dropout, target_logprobs, target_probs
 from makemore.run import load_run
 from makemore.train import evaluate
@@ -209,6 +209,34 @@ def test_bigram_is_smoothed_counts():
     logits, loss = model(X, Y)
     torch.testing.assert_close(logits.softmax(-1), probs[X[:, 0]])
     torch.testing.assert_close(loss, -probs[X[:, 0], Y].log().mean())
+
+
+@pytest.mark.parametrize("name", ["rnn", "gru", "lstm"])
+def test_a_recurrent_batch_trained_packed_equals_it_padded(name):
+    """Given targets, a recurrent model packs its rows (each time step computes the rows still running): the
+    loss and every gradient are those of the padded batch, rows of every length and a row without a target
+    among them."""
+    torch.manual_seed(0)
+    model = build(name, n_layers=2)
+    X, Y = all_inputs(model)
+    Y = Y.clone()
+    Y[0] = IGNORE  # a row with nothing to learn
+    assert len(set((Y != IGNORE).sum(1).tolist())) > 3 and X.shape[1] > (Y[1:] != IGNORE).sum(1).min()
+
+    def loss_and_grads(packed):
+        model.zero_grad()
+        out = model.recur(model.embedding(X), rnn.lengths_of(Y) if packed else None)
+        loss = model.loss(model.head(out), Y)
+        loss.backward()
+        return loss, [p.grad.clone() for p in model.parameters()]
+
+    padded, packed = loss_and_grads(False), loss_and_grads(True)
+    torch.testing.assert_close(packed[0], padded[0], rtol=1e-6, atol=0)
+    for a, b in zip(packed[1], padded[1]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+    model.train()
+    torch.testing.assert_close(model(X, Y)[1], padded[0], rtol=1e-6, atol=0)  # forward packs given targets
+    assert torch.equal(rnn.lengths_of(Y)[:3], torch.tensor([1, *((Y[1:3] != IGNORE).sum(1).tolist())]))
 
 
 @pytest.mark.parametrize("name", ["rnn", "gru", "lstm"])

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import PackedSequence
 
 from makemore import models, scratch
 from makemore.callbacks import UpdateRatios
@@ -50,6 +51,8 @@ def collect(model, batches) -> tuple[list[Layer], dict]:
     def keep(layer, out):
         if isinstance(out, tuple):  # RNN / GRU / LSTM: (output, state)
             out = out[0]
+        if isinstance(out, PackedSequence):  # a recurrent model's rows packed in training: real positions only
+            out = out.data
         mask = state.get("mask")
 
         def real(t):  # the values at real positions, flattened
