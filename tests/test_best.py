@@ -165,9 +165,11 @@ def test_a_small_list_of_long_items_trains_for_fewer_steps():
     short = ListStats(3000, 2400, 2400 * 8, 27, 12, tuple([0] * 8 + [2400]))  # every item 7 characters long
     long = ListStats(3000, 2400, 2400 * 41, 27, 60, tuple([0] * 41 + [2400]))  # every item 40
     for stats in (short, long):
-        steps = auto_recipe(stats)["train"]["steps"]
+        doc = auto_recipe(stats)
+        steps, widths = doc["train"]["steps"], (doc["options"]["n_embd"], doc["options"]["n_hidden"])
         epochs = math.ceil(20 * stats.train_items / 64)
-        assert steps == min(epochs, math.ceil(AUTO_SMALL_POSITIONS / (64 * (len(stats.lengths) - 1))))
+        weight = 1 + 27 / (3 * sum(widths))  # the head's share of a position
+        assert steps == min(epochs, math.ceil(AUTO_SMALL_POSITIONS / (64 * (len(stats.lengths) - 1) * weight)))
         assert auto_recipe(stats, positions=None)["train"]["steps"] == epochs  # the rule before the budget
         assert auto_recipe(stats, gpu=True)["train"]["steps"] == math.ceil(20 * stats.train_items / 256)
     assert auto_recipe(long)["train"]["steps"] < auto_recipe(short)["train"]["steps"]
@@ -185,12 +187,24 @@ def test_a_small_list_spends_the_budget_its_epochs_leave_on_more_networks():
         k, steps, batch = doc["options"].get("networks", 1), doc["train"]["steps"], doc["train"]["batch_size"]
         one = auto_recipe(stats, ngram_context=3, positions=None)["train"]["batch_size"]  # the rule before the budget
         assert batch == k * one and 1 <= k <= AUTO_MAX_NETWORKS
-        assert k * steps * stats.positions(one) <= AUTO_SMALL_POSITIONS  # within the budget ...
-        assert k == AUTO_MAX_NETWORKS or (k + 1) * steps * stats.positions(one) > AUTO_SMALL_POSITIONS  # ... filled
+        cost = stats.cost(one, doc["options"]["n_embd"], doc["options"]["n_hidden"])
+        assert k * steps * cost <= AUTO_SMALL_POSITIONS  # within the budget ...
+        assert k == AUTO_MAX_NETWORKS or (k + 1) * steps * cost > AUTO_SMALL_POSITIONS  # ... filled
         assert "networks" not in auto_recipe(stats, gpu=True, ngram_context=3)["options"]
     assert auto_recipe(ListStats(60, 48, 384, 27, 12, tuple([0] * 8 + [48])), ngram_context=3)["options"]["networks"] > 1
     assert "networks" not in auto_recipe(ListStats(3000, 2400, 2400 * 41, 27, 60, tuple([0] * 41 + [2400])),
                                          ngram_context=3)["options"]  # long items: the budget ends the epochs
+
+
+def test_a_large_vocabulary_counts_its_output_layer_against_the_budget():
+    """A position of a list of 600 characters costs a head 600 wide: the same lengths with 27 characters train
+    more networks (or steps) in the same budget, and the weight is the head's share of the work."""
+    lengths = tuple([0] * 8 + [800])
+    latin, kanji = (ListStats(1000, 800, 800 * 8, vocab, 12, lengths) for vocab in (27, 600))
+    assert kanji.cost(64, 64, 192) / latin.cost(64, 64, 192) == pytest.approx((1 + 600 / 768) / (1 + 27 / 768))
+    few, many = (auto_recipe(stats, ngram_context=3) for stats in (kanji, latin))
+    budget = [doc["options"].get("networks", 1) * doc["train"]["steps"] for doc in (few, many)]
+    assert budget[0] < budget[1]
 
 
 # ----------------------------------------------------------------------------- a moving average of the weights

@@ -44,6 +44,12 @@ class ListStats:
         below = torch.cat([torch.zeros(1, dtype=torch.float64), cdf[:-1]])
         return batch * (torch.arange(len(cdf)) * (cdf**batch - below**batch)).sum().item()
 
+    def cost(self, batch: int, n_embd: int, n_hidden: int) -> float:
+        """A training step's share of a small list's budget (AUTO_SMALL_POSITIONS): its padded positions, each
+        weighted by the output layer's share of a GRU position's work, 1 + V / 3(E + H) (3H(E + H) multiply-adds
+        in the cell, HV in the head)."""
+        return self.positions(batch) * (1 + self.vocab / (3 * (n_embd + n_hidden)))
+
 
 # The auto rule: a GRU whose width, dropout, batch, lr and epochs follow the training split's characters (its
 # targets: characters and end tokens), trained with AdamW on a cosine schedule for that many epochs but on at most
@@ -68,13 +74,15 @@ AUTO_PATIENCE = 10
 AUTO_GPU_BATCH = 4
 AUTO_GPU_LR = 0.008
 # A list of fewer than AUTO_SMALL_ITEMS items trains on the CPU for at most AUTO_SMALL_POSITIONS padded positions
-# (steps x batch x the batch's longest item): the GRU computes about 27,000 a second on one thread whatever the
-# items' length, evaluations included, so this is about 23 s (30 s on a slow day). Long items cost their padding:
-# 3,000 Mexican places (16 characters on average, 41 for a batch's longest) train for 6 epochs where 3,000 names
-# (7 and 11) train for 20. Where the budget ends a run before its epochs, more of it still gains (550,000 ->
-# 620,000: val and test lower on all six such rungs of the ladder, benchmarks/README.md).
+# (steps x batch x the batch's longest item), each weighted by its share of the output layer: a position costs
+# the GRU's 3H(E + H) multiply-adds and the head's HV, so it counts 1 + V / 3(E + H) (1.04 for 27 characters at
+# 64 x 192, 2.1 for the 592 of 1,000 Japanese places at 48 x 128). Since rows train packed (43,000 to 62,000 such
+# positions a second on one thread, evaluations included), this is at most 26 CPU s on the ladder's lists under
+# 10,000 items (benchmarks/README.md; 620,000 unweighted before: 5-19 s, with val 0.005 and test 0.004 higher on
+# average). Long items cost their padding: 3,000 Mexican places (16 characters on average, 41 for a batch's
+# longest) train for 11.5 epochs where 3,000 names (7 and 11) train for 20, twice (two networks).
 AUTO_SMALL_ITEMS = 10_000
-AUTO_SMALL_POSITIONS = 620_000
+AUTO_SMALL_POSITIONS = 1_240_000
 # Where a small list's epochs take less than the budget, the rest trains more networks side by side, each kept at
 # its own best and mixed (interpolated.Interpolated): as many as the budget holds, at most AUTO_MAX_NETWORKS.
 AUTO_MAX_NETWORKS = 8
@@ -95,7 +103,7 @@ def auto_recipe(stats: ListStats, gpu: bool = False, ngram_context: int | None =
     steps = max(1, math.ceil(min(epochs * stats.train_items, max_targets / per_item) / batch))
     held = 1  # the networks the budget holds
     if positions and not gpu and stats.items < AUTO_SMALL_ITEMS:
-        per_step = stats.positions(batch)
+        per_step = stats.cost(batch, n_embd, n_hidden)
         steps = min(steps, max(1, math.ceil(positions / per_step)))
         held = min(AUTO_MAX_NETWORKS, max(1, int(positions // (steps * per_step))))
     options = {"n_embd": n_embd, "n_hidden": n_hidden, "dropout": dropout}
