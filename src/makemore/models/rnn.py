@@ -42,11 +42,9 @@ class LSTMConfig(RNNConfig):
 
 
 def lengths_of(targets):
-    """(B, T) targets -> (B,) each row's positions up to its last target (at least 1), on the CPU, as packing
-    takes them."""
-    T = targets.shape[1]
-    last = T - (targets != IGNORE).flip(1).int().argmax(1)  # after the last target; T where the row has none
-    return torch.where((targets != IGNORE).any(1), last, 1).cpu()
+    """(B, T) targets -> (B,) each row's length as packing takes it: its targets, which are its first positions
+    (as models.base.eval_batches reads them), at least 1."""
+    return (targets != IGNORE).sum(1).clamp(min=1)
 
 
 class Recurrent(SequenceModel):
@@ -74,20 +72,22 @@ class Recurrent(SequenceModel):
         cond = self.class_vector(cls, len(idx))
         if cond is not None:
             x = x + cond[:, None]
-        out = self.recur(x, None if targets is None else lengths_of(targets))  # (B, T, H)
+        # rows packed on a CPU; on a GPU the padding costs less than the host sync that packing's lengths need
+        lengths = lengths_of(targets) if targets is not None and idx.device.type == "cpu" else None
+        out = self.recur(x, lengths)  # (B, T, H)
         logits = self.head(dropout(out, self.config.dropout, self.training))  # (B, T, V)
         return logits, self.loss(logits, targets)
 
     def recur(self, x, lengths=None):
-        """The RNN's outputs over x (B, T, E) -> (B, T, H). Given each row's length (its positions up to its last
-        target) on a CPU, the rows are packed (torch's PackedSequence): each time step computes only the rows
-        still running, not the batch's padding, and the outputs past a row's length are zeros (no target reads
-        them). The same losses (names, 2,000 steps: val to 1e-7) in 10% less time on names and 22% less on
-        3,000 Mexican places (long items, padded to a batch's longest); on a GPU the padding costs less than
-        the packing's host sync. In training with weight_drop, some of its hidden-to-hidden weights are dropped
-        for the whole batch (AWD-LSTM's weight-drop: the recurrence itself is regularised, every step alike)."""
+        """The RNN's outputs over x (B, T, E) -> (B, T, H). Given each row's length (a CPU tensor), the rows are
+        packed (torch's PackedSequence): each time step computes only the rows still running, not the batch's
+        padding, and the outputs past a row's length are zeros (no target reads them). The same losses (names,
+        2,000 steps: val to 1e-7) in 10% less time on names and 22% less on 3,000 Mexican places (long items,
+        padded to a batch's longest). In training with weight_drop, some of its hidden-to-hidden weights are
+        dropped for the whole batch (AWD-LSTM's weight-drop: the recurrence itself is regularised, every step
+        alike)."""
         T = x.shape[1]
-        if lengths is not None and x.device.type == "cpu":
+        if lengths is not None:
             x = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         if self.training and self.config.weight_drop:
             dropped = {name: F.dropout(w, self.config.weight_drop) for name, w in self.rnn.named_parameters()
